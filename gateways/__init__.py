@@ -1,0 +1,1 @@
+"""Payment gateways: one file per gateway type, found by `gateways.registry`."""

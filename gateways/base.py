@@ -1,0 +1,216 @@
+"""The gateway interface: what every gateway file implements, returns and raises.
+
+Gateways know nothing of Azure, of the monolith's HTTP contract or of logging policy. They receive
+plain request objects with `Decimal` money, speak their own wire, and either return a
+`GatewayResult` or raise one of the `GatewayError` subclasses below. The flow in `shared/` decides
+what each of those means for the caller.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from gateways.http import HttpPool
+    from shared.settings import Settings
+
+
+class StandardError(enum.StrEnum):
+    """The small closed set every gateway's own codes map into (the raw code travels alongside)."""
+
+    DECLINED = "declined"
+    INVALID_CARD = "invalid_card"
+    EXPIRED_CARD = "expired_card"
+    CVV_MISMATCH = "cvv_mismatch"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    PROCESSING_ERROR = "processing_error"
+    CONFIG_ERROR = "config_error"
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    """One credential a gateway type needs: a row's FieldN/DisplayOrderN in the monolith's table."""
+
+    name: str
+    label: str
+    display_order: int
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, repr=False)
+class Card:
+    number: str
+    exp_month: int
+    exp_year: int
+    cvv: str
+
+    @property
+    def last_four(self) -> str:
+        return self.number[-4:]
+
+    def __repr__(self) -> str:
+        # PCI: a Card may end up in a traceback or a debugger; only the last four digits may show.
+        return f"Card(last_four={self.last_four!r})"
+
+
+@dataclass(frozen=True)
+class BillingAddress:
+    name: str | None = None
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class SaleRequest:
+    """A sale (authorize and capture in one step)."""
+
+    order_id: str
+    """Our reference, unique per payment and stable across retries; gateways send it so that an
+    unknown outcome can be looked up later. Never Luhn-valid (CardConnect masks such order ids)."""
+    amount: Decimal
+    currency: str
+    """ISO 4217 alphabetic code, e.g. USD."""
+    card: Card
+    billing: BillingAddress = field(default_factory=BillingAddress)
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """Give money back on an earlier payment: void it while it can be voided, refund otherwise."""
+
+    payment_id: str
+    amount: Decimal | None
+    """None: the whole original amount."""
+    order_id: str
+    """Our reference for this refund, stable across retries."""
+    currency: str | None = None
+    comment: str | None = None
+
+
+Action = Literal["sale", "void", "refund"]
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    """A gateway's approved answer."""
+
+    transaction_id: str
+    """The gateway's id of what was done: the payment for a sale, the refund or void otherwise."""
+    action: Action
+    code: str
+    message: str
+    http_status: int | None
+    amount: Decimal | None = None
+
+
+class GatewayError(Exception):
+    """A gateway did not do what was asked. Messages carry gateway codes and texts, never card data."""
+
+    standard: StandardError = StandardError.PROCESSING_ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        http_status: int | None = None,
+        standard: StandardError | None = None,
+        transaction_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+        self.transaction_id = transaction_id
+        if standard is not None:
+            self.standard = standard
+
+
+class Declined(GatewayError):
+    """The gateway or the issuer refused the card; nothing was charged."""
+
+    standard = StandardError.DECLINED
+
+
+class RequestRejected(GatewayError):
+    """The gateway refused the request as malformed or not allowed; nothing was done."""
+
+
+class CredentialsRejected(GatewayError):
+    """The gateway did not accept the merchant's credentials (HTTP 401/403); nothing was done."""
+
+    standard = StandardError.CONFIG_ERROR
+
+
+class TransactionNotFound(GatewayError):
+    """The referenced transaction does not exist for this merchant."""
+
+
+class NotRefundable(GatewayError):
+    """The original payment's state forbids this refund now (already voided, partial before
+    settlement, ...). Nothing was done; the caller may try again later or differently."""
+
+
+class GatewayUnreachable(GatewayError):
+    """The request never reached the gateway (connection refused, DNS): safe to retry."""
+
+
+class OutcomeUnknown(GatewayError):
+    """The request may have reached the gateway and been carried out, but no usable answer came
+    back (read timeout, dropped connection, a 5xx, CardConnect respstat B). Never a plain failure:
+    the payment must be looked up before anything is retried."""
+
+
+@dataclass(frozen=True)
+class GatewayContext:
+    """What a gateway instance gets besides its merchant's credentials."""
+
+    merchant_account_id: int
+    base_url: str
+    http: HttpPool | None = None
+
+
+class Gateway(ABC):
+    """One gateway type. An instance serves exactly one merchant account's credentials."""
+
+    type_id: ClassVar[int]
+    name: ClassVar[str]
+    credential_fields: ClassVar[tuple[CredentialField, ...]]
+
+    def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
+        self.credentials = credentials
+        self.context = context
+
+    @classmethod
+    def base_url(cls, settings: Settings) -> str:
+        """The gateway's base URL from the settings; gateways without one return ''."""
+        return ""
+
+    @abstractmethod
+    def process_payment(self, sale: SaleRequest) -> GatewayResult: ...
+
+    @abstractmethod
+    def process_refund(self, refund: RefundRequest) -> GatewayResult: ...
+
+    def find_payment(self, order_id: str) -> GatewayResult | None:
+        """The live (approved, not voided) payment made with `order_id`, or None if there is none.
+        Used to settle an unknown outcome; gateways that cannot look up by our reference raise."""
+        raise NotImplementedError(f"{self.name} cannot look up payments by order id")
+
+    def cancel_payment(self, order_id: str) -> GatewayResult | None:
+        """Void the payment made with `order_id` if one exists; None when there is none."""
+        raise NotImplementedError(f"{self.name} cannot cancel payments by order id")
+
+    @staticmethod
+    def scrub(transcript: str) -> str:
+        """`transcript` with every card number, CVV, expiry and credential replaced by [FILTERED]."""
+        return transcript

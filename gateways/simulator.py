@@ -1,0 +1,179 @@
+"""The built-in simulator gateway (type 900): a stateful stand-in for local runs and tests.
+
+Refused unless ENABLE_SIMULATOR=true; never on in Azure. Magic card numbers (all Luhn-valid):
+
+| card             | result                                                              |
+|------------------|---------------------------------------------------------------------|
+| 4000000000000002 | declined, card_declined                                             |
+| 4000000000009995 | declined, insufficient_funds                                        |
+| 4000000000000069 | declined, expired_card                                              |
+| 4000000000000127 | declined, incorrect_cvc                                             |
+| 4999006200620062 | charged, but the answer is lost: OutcomeUnknown (a gateway timeout) |
+| any other        | approved                                                            |
+
+A full refund of an unsettled payment voids it; anything else is a refund, up to what remains.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from gateways.base import (
+    Action,
+    Declined,
+    Gateway,
+    GatewayResult,
+    NotRefundable,
+    OutcomeUnknown,
+    RefundRequest,
+    RequestRejected,
+    SaleRequest,
+    StandardError,
+    TransactionNotFound,
+)
+
+DECLINES: dict[str, tuple[str, str, StandardError]] = {
+    "4000000000000002": ("card_declined", "Card declined", StandardError.DECLINED),
+    "4000000000009995": ("insufficient_funds", "Insufficient funds", StandardError.INSUFFICIENT_FUNDS),
+    "4000000000000069": ("expired_card", "Card expired", StandardError.EXPIRED_CARD),
+    "4000000000000127": ("incorrect_cvc", "CVV mismatch", StandardError.CVV_MISMATCH),
+}
+TIMEOUT_CARD = "4999006200620062"
+
+
+@dataclass
+class SimulatedPayment:
+    transaction_id: str
+    merchant_account_id: int
+    order_id: str
+    amount: Decimal
+    settled: bool = False
+    voided: bool = False
+    refunded: Decimal = Decimal("0")
+    refunds: list[str] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return not self.voided
+
+
+class SimulatorLedger:
+    """The simulator's 'gateway side': deliberate process-wide state, locked and bounded, and
+    partitioned by merchant account so one merchant never sees another's payments."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+        self._payments: OrderedDict[str, SimulatedPayment] = OrderedDict()
+
+    def add(self, payment: SimulatedPayment) -> None:
+        with self._lock:
+            self._payments[payment.transaction_id] = payment
+            while len(self._payments) > self._max_entries:
+                self._payments.popitem(last=False)
+
+    def get(self, merchant_account_id: int, transaction_id: str) -> SimulatedPayment | None:
+        with self._lock:
+            payment = self._payments.get(transaction_id)
+        return payment if payment and payment.merchant_account_id == merchant_account_id else None
+
+    def by_order(self, merchant_account_id: int, order_id: str) -> SimulatedPayment | None:
+        with self._lock:
+            for payment in self._payments.values():
+                if payment.merchant_account_id == merchant_account_id and payment.order_id == order_id:
+                    return payment
+        return None
+
+    def payments(self, merchant_account_id: int) -> list[SimulatedPayment]:
+        with self._lock:
+            return [p for p in self._payments.values() if p.merchant_account_id == merchant_account_id]
+
+    def settle_all(self) -> None:
+        with self._lock:
+            for payment in self._payments.values():
+                payment.settled = True
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
+
+
+LEDGER = SimulatorLedger()
+
+
+def _new_id() -> str:
+    return "sim_" + uuid.uuid4().hex[:20]
+
+
+class SimulatorGateway(Gateway):
+    type_id = 900
+    name = "Simulator"
+    credential_fields = ()
+
+    ledger = LEDGER
+
+    def process_payment(self, sale: SaleRequest) -> GatewayResult:
+        decline = DECLINES.get(sale.card.number)
+        if decline is not None:
+            code, text, standard = decline
+            raise Declined(text, code=code, http_status=200, standard=standard, transaction_id=_new_id())
+        account = self.context.merchant_account_id
+        existing = self.ledger.by_order(account, sale.order_id)
+        if existing is not None and existing.live:
+            # Like CardConnect, order ids are unique per merchant; a second sale is refused.
+            raise RequestRejected("duplicate order id", code="duplicate_order", http_status=200)
+        payment = SimulatedPayment(_new_id(), account, sale.order_id, sale.amount)
+        self.ledger.add(payment)
+        if sale.card.number == TIMEOUT_CARD:
+            raise OutcomeUnknown("simulated gateway timeout after the charge was made", code="timeout")
+        return self._result(payment.transaction_id, "sale", sale.amount)
+
+    def process_refund(self, refund: RefundRequest) -> GatewayResult:
+        payment = self.ledger.get(self.context.merchant_account_id, refund.payment_id)
+        if payment is None:
+            raise TransactionNotFound("transaction not found", code="not_found", http_status=200)
+        with self.ledger.lock:
+            if payment.voided:
+                raise NotRefundable("payment already voided", code="voided", http_status=200)
+            remaining = payment.amount - payment.refunded
+            amount = remaining if refund.amount is None else refund.amount
+            if amount > remaining:
+                raise RequestRejected(
+                    f"refund exceeds the remaining {remaining}", code="amount_exceeds", http_status=200
+                )
+            if not payment.settled and amount == payment.amount:
+                payment.voided = True
+                return self._result(_new_id(), "void", amount)
+            refund_id = _new_id()
+            payment.refunded += amount
+            payment.refunds.append(refund_id)
+        return self._result(refund_id, "refund", amount)
+
+    def find_payment(self, order_id: str) -> GatewayResult | None:
+        payment = self.ledger.by_order(self.context.merchant_account_id, order_id)
+        if payment is None or not payment.live:
+            return None
+        return self._result(payment.transaction_id, "sale", payment.amount)
+
+    def cancel_payment(self, order_id: str) -> GatewayResult | None:
+        payment = self.ledger.by_order(self.context.merchant_account_id, order_id)
+        if payment is None or not payment.live:
+            return None
+        with self.ledger.lock:
+            payment.voided = True
+        return self._result(_new_id(), "void", payment.amount)
+
+    @staticmethod
+    def _result(transaction_id: str, action: Action, amount: Decimal) -> GatewayResult:
+        return GatewayResult(
+            transaction_id=transaction_id,
+            action=action,
+            code="approved",
+            message="Approval",
+            http_status=200,
+            amount=amount,
+        )

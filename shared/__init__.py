@@ -1,0 +1,1 @@
+"""The service: contract, settings, credentials, idempotency, audit log and the shared flow."""

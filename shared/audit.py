@@ -1,0 +1,63 @@
+"""The audit line: one structured JSON record per call, and one per reconciliation decision.
+
+It holds exactly the contract's fields. Card numbers, CVVs, expiry dates and credential values never
+reach it; free text (the comment) is passed through `redact_card_numbers` because a learner or an
+admin can type anything into it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from shared.contract import SERVICE_NAME, luhn_valid
+
+logger = logging.getLogger("paymentgateway.audit")
+
+_DIGIT_RUN = re.compile(r"\d(?:[ -]?\d){12,18}")
+
+
+def redact_card_numbers(text: str) -> str:
+    """`text` with every 13-19 digit run that passes Luhn (spaces or dashes allowed) masked."""
+
+    def mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        return "[card number removed]" if luhn_valid(digits) else match.group()
+
+    return _DIGIT_RUN.sub(mask, text)
+
+
+def last_four_only(masked: str | None) -> str | None:
+    """A masked card number reduced to the contract's form: x's and the last four digits."""
+    if not masked:
+        return None
+    digits = re.sub(r"\D", "", masked)[-4:]
+    return "x" * max(len(masked) - 4, 0) + digits if len(digits) == 4 else None
+
+
+def write(
+    *,
+    meta: Mapping[str, Any] | None,
+    success: bool,
+    data: Mapping[str, Any],
+) -> None:
+    meta = meta or {}
+    record: dict[str, Any] = {
+        "transactionId": meta.get("transactionId"),
+        "universityId": meta.get("universityId"),
+        "userId": meta.get("userId"),
+        "level": "AUDIT" if success else "ERROR",
+        "service": SERVICE_NAME,
+        "data": {key: value for key, value in data.items() if value is not None},
+    }
+    comment = record["data"].get("comment")
+    if isinstance(comment, str):
+        record["data"]["comment"] = redact_card_numbers(comment)
+    line = json.dumps(record, default=str, sort_keys=False)
+    if success:
+        logger.info(line)
+    else:
+        logger.error(line)

@@ -1,0 +1,218 @@
+"""The monolith's V1 contract: the `BVMeta` header, both request bodies and the response envelope.
+
+Every rule in `../shared/contract/v1-api.md` is enforced here, at the edge; money is `Decimal` from
+this point on. Validation messages name fields and rules, never the values that broke them, so a
+card number cannot reach a response or a log through an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+CURRENCIES: dict[int, str] = {840: "USD", 124: "CAD", 826: "GBP", 978: "EUR"}
+"""ISO 4217 numeric codes the monolith sends, and their alphabetic codes for the gateways."""
+
+SERVICE_NAME = "PaymentGatewayAPI"
+
+ShortText = Annotated[str, StringConstraints(max_length=100)]
+LongText = Annotated[str, StringConstraints(max_length=255)]
+Amount = Annotated[Decimal, Field(gt=0, decimal_places=2, allow_inf_nan=False)]
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def mask_card(number: str) -> str:
+    """The contract's masked form: x for every digit but the last four."""
+    return "x" * (len(number) - 4) + number[-4:]
+
+
+class BVMeta(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    transactionId: str
+    universityId: StrictInt
+    userId: StrictInt
+
+    @field_validator("transactionId")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise ValueError("must be a UUID") from None
+        return value
+
+
+class _GatewayCall(BaseModel):
+    # V1 ignored fields it did not know; the monolith may send more than we read.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    gatewayTypeId: StrictInt
+    gatewayTypeName: ShortText | None = None
+    merchantAccountId: StrictInt = Field(gt=0)
+    credentials: dict[str, Any] | None = Field(default=None, repr=False)
+    userId: StrictInt
+
+
+class PaymentBody(_GatewayCall):
+    account: str = Field(repr=False)
+    expDate: str = Field(repr=False)
+    cvv2: str = Field(repr=False)
+    amount: Amount
+    currencyType: StrictInt
+    name: ShortText | None = None
+    street: LongText | None = None
+    city: ShortText | None = None
+    state: ShortText | None = None
+    country: ShortText | None = None
+    zip: Annotated[str, StringConstraints(max_length=10)] | None = None
+    comment: LongText | None = None
+    userName: LongText | None = None
+
+    @field_validator("account")
+    @classmethod
+    def _card_number(cls, value: str) -> str:
+        if not (value.isascii() and value.isdigit() and 13 <= len(value) <= 19):
+            raise ValueError("must be 13 to 19 digits")
+        if not luhn_valid(value):
+            raise ValueError("is not a valid card number (Luhn check failed)")
+        return value
+
+    @field_validator("expDate")
+    @classmethod
+    def _expiry(cls, value: str, info: ValidationInfo) -> str:
+        if not (len(value) == 4 and value.isascii() and value.isdigit()):
+            raise ValueError("must be MMYY")
+        month, year = int(value[:2]), 2000 + int(value[2:])
+        if not 1 <= month <= 12:
+            raise ValueError("month must be 01 to 12")
+        today: dt.date = (info.context or {}).get("today") or dt.datetime.now(dt.UTC).date()
+        if (year, month) < (today.year, today.month):
+            raise ValueError("card has expired")
+        return value
+
+    @field_validator("cvv2")
+    @classmethod
+    def _cvv(cls, value: str) -> str:
+        if not (value.isascii() and value.isdigit() and 3 <= len(value) <= 4):
+            raise ValueError("must be 3 or 4 digits")
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_bound(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        limit = (info.context or {}).get("max_amount")
+        if limit is not None and value > limit:
+            raise ValueError(f"must be at most {limit}")
+        return value
+
+    @field_validator("currencyType")
+    @classmethod
+    def _currency(cls, value: int) -> int:
+        if value not in CURRENCIES:
+            raise ValueError(f"must be one of {sorted(CURRENCIES)} (ISO 4217 numeric)")
+        return value
+
+    @field_validator("zip", mode="before")
+    @classmethod
+    def _zip(cls, value: Any) -> Any:
+        # V1 accepted a number here; it is kept as text so leading zeros of the next one survive.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @property
+    def currency(self) -> str:
+        return CURRENCIES[self.currencyType]
+
+    @property
+    def postal_code(self) -> str | None:
+        return self.zip
+
+    @property
+    def masked_card_number(self) -> str:
+        return mask_card(self.account)
+
+
+class RefundBody(_GatewayCall):
+    paymentTransactionId: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    amount: Amount | None = None
+    comment: LongText | None = None
+    maskedCardNumber: Annotated[str, StringConstraints(max_length=19)] | None = None
+    currencyType: StrictInt | None = None
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_bound(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        limit = (info.context or {}).get("max_amount")
+        if value is not None and limit is not None and value > limit:
+            raise ValueError(f"must be at most {limit}")
+        return value
+
+    @field_validator("currencyType")
+    @classmethod
+    def _currency(cls, value: int | None) -> int | None:
+        if value is not None and value not in CURRENCIES:
+            raise ValueError(f"must be one of {sorted(CURRENCIES)} (ISO 4217 numeric)")
+        return value
+
+    @field_validator("maskedCardNumber")
+    @classmethod
+    def _masked(cls, value: str | None) -> str | None:
+        # Only the last four may be digits: a full card number here would be stored and logged.
+        if value is not None and (
+            len(value) < 4 or not value[-4:].isdigit() or any(c.isdigit() for c in value[:-4])
+        ):
+            raise ValueError("must be masked, e.g. xxxxxxxxxxxx1111")
+        return value
+
+    @property
+    def currency(self) -> str | None:
+        return None if self.currencyType is None else CURRENCIES[self.currencyType]
+
+
+class Detail(BaseModel):
+    """The envelope's `detail`, the same on success and failure."""
+
+    success: bool
+    statusCode: str
+    gatewayHttpStatusCode: int | None = None
+    responseMessage: str = ""
+    responseDetail: str = ""
+    paymentTransactionId: str | None = None
+    merchantAccountId: int | None = None
+    errorCode: str | None = None
+    """On failures: the standard error (declined, expired_card, ...) beside the gateway's own code."""
+    errors: list[dict[str, str]] | None = None
+
+
+class Envelope(BaseModel):
+    detail: Detail
+
+    def to_json(self) -> str:
+        # `errors` appears only on validation failures; every other key is always present.
+        exclude = {"detail": {"errors"}} if self.detail.errors is None else None
+        return self.model_dump_json(exclude=exclude)

@@ -1,0 +1,123 @@
+"""The one place that decides which HTTP status and envelope each failure gets.
+
+V1's rule stays: a failure answers with a 4xx, and a 5xx only ever means a fault of this service
+(credentials it cannot load, an outcome it cannot know, a bug). Gateway answers keep the gateway's
+own code in `statusCode` and the standard code in `errorCode`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from gateways.base import (
+    CredentialsRejected,
+    Declined,
+    GatewayError,
+    GatewayUnreachable,
+    NotRefundable,
+    OutcomeUnknown,
+    RequestRejected,
+    TransactionNotFound,
+)
+
+RETRY_AFTER_SECONDS = "5"
+
+
+class ServiceError(Exception):
+    """A request this service refuses or cannot serve; the message is safe to show and log."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class IncompleteRequest(ServiceError):
+    status, code = 400, "incomplete_request"
+
+
+class InvalidRequest(ServiceError):
+    status, code = 422, "validation_error"
+
+
+class CredentialsNotAllowed(ServiceError):
+    status, code = 400, "credentials_not_allowed"
+
+
+class UnknownGatewayType(ServiceError):
+    status, code = 400, "unknown_gateway_type"
+
+
+class GatewayTypeMismatch(ServiceError):
+    status, code = 400, "gateway_type_mismatch"
+
+
+class CredentialsUnavailable(ServiceError):
+    """Key Vault is down, the secret is missing or malformed: this service's fault, not the caller's."""
+
+    status, code = 503, "credentials_unavailable"
+
+
+class RequestInProgress(ServiceError):
+    status, code = 409, "request_in_progress"
+
+
+class IdempotencyKeyReused(ServiceError):
+    status, code = 422, "idempotency_key_reused"
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: int
+    status_code: str
+    message: str
+    detail: str
+    gateway_status: int | None = None
+    error_code: str | None = None
+    transaction_id: str | None = None
+    errors: list[dict[str, str]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def from_service_error(error: ServiceError) -> Failure:
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if error.status in (409, 503) else {}
+    return Failure(error.status, error.code, error.detail, error.detail, errors=error.errors, headers=headers)
+
+
+def _gateway_status(error: GatewayError) -> tuple[int, str, dict[str, str]]:
+    """HTTP status, fallback statusCode and extra headers for a gateway failure."""
+    retry = {"Retry-After": RETRY_AFTER_SECONDS}
+    if isinstance(error, OutcomeUnknown):
+        return 502, "outcome_unknown", {}
+    if isinstance(error, GatewayUnreachable):
+        return 503, "gateway_unreachable", retry
+    if isinstance(error, CredentialsRejected):
+        # The stored credentials are wrong: security must rotate them. The caller did nothing wrong.
+        return 503, "credentials_rejected", retry
+    if isinstance(error, NotRefundable):
+        return 409, "not_refundable", {}
+    if isinstance(error, TransactionNotFound):
+        return 404, "transaction_not_found", {}
+    if isinstance(error, Declined | RequestRejected):
+        return 400, "declined" if isinstance(error, Declined) else "request_rejected", {}
+    return 400, "gateway_error", {}
+
+
+def from_gateway_error(error: GatewayError, detail: str) -> Failure:
+    status, fallback_code, headers = _gateway_status(error)
+    # The caller branches on outcome_unknown, so it must not be hidden behind a gateway's own code.
+    status_code = fallback_code if status == 502 else (error.code or fallback_code)
+    return Failure(
+        status=status,
+        status_code=status_code,
+        message=error.message,
+        detail=detail,
+        gateway_status=error.http_status,
+        error_code=str(error.standard),
+        transaction_id=error.transaction_id,
+        headers=headers,
+    )

@@ -1,0 +1,95 @@
+"""From a merchant account to a ready gateway object."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateways.base import CredentialField, Gateway, GatewayContext
+from gateways.http import HttpPool
+from gateways.registry import gateway_type
+from shared.credentials import (
+    AccountNotFound,
+    CredentialError,
+    CredentialStore,
+    MerchantAccount,
+    parse_secret,
+)
+from shared.errors import CredentialsUnavailable, GatewayTypeMismatch, UnknownGatewayType
+from shared.settings import Settings
+
+SIMULATOR_TYPE_ID = 900
+
+
+def normalise_credentials(
+    fields: tuple[CredentialField, ...], raw: Mapping[str, str], merchant_account_id: int
+) -> dict[str, str]:
+    """The secret's values under the gateway's declared field names. Keys match case-insensitively
+    and by label or alias (V1's SQL labelled CardConnect's username `Login`)."""
+    names: dict[str, str] = {}
+    for spec in fields:
+        for alias in (spec.name, spec.label, *spec.aliases):
+            names[alias.lower()] = spec.name
+    values: dict[str, str] = {}
+    for key, value in raw.items():
+        name = names.get(key.lower())
+        if name is not None:
+            values[name] = value
+    missing = [spec.name for spec in fields if not values.get(spec.name)]
+    if missing:
+        raise CredentialsUnavailable(
+            f"the credentials for merchant account {merchant_account_id} lack {', '.join(missing)}"
+        )
+    return values
+
+
+class GatewayFactory:
+    def __init__(self, settings: Settings, credentials: CredentialStore, http: HttpPool) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self._http = http
+
+    def gateway_class(self, type_id: int) -> type[Gateway]:
+        cls = gateway_type(type_id)
+        if cls is None or (type_id == SIMULATOR_TYPE_ID and not self._settings.enable_simulator):
+            raise UnknownGatewayType(f"gatewayTypeId {type_id} is not a supported gateway type")
+        return cls
+
+    def account(self, merchant_account_id: int, *, refresh: bool = False) -> MerchantAccount:
+        try:
+            if refresh:
+                return self._credentials.refresh(merchant_account_id)
+            return self._credentials.get(merchant_account_id)
+        except AccountNotFound:
+            raise CredentialsUnavailable(
+                f"no credentials are stored for merchant account {merchant_account_id}"
+            ) from None
+        except CredentialError as error:
+            raise CredentialsUnavailable(str(error)) from None
+
+    def create(
+        self,
+        cls: type[Gateway],
+        merchant_account_id: int,
+        *,
+        request_credentials: Mapping[str, Any] | None = None,
+        refresh: bool = False,
+    ) -> tuple[Gateway, MerchantAccount]:
+        if request_credentials is not None:
+            # Migration period only (ALLOW_REQUEST_CREDENTIALS): V1 sent the secrets in the body.
+            try:
+                account = parse_secret(
+                    merchant_account_id, {"gatewayTypeId": cls.type_id, "credentials": request_credentials}
+                )
+            except CredentialError as error:
+                raise CredentialsUnavailable(str(error)) from None
+        else:
+            account = self.account(merchant_account_id, refresh=refresh)
+        if account.gateway_type_id != cls.type_id:
+            raise GatewayTypeMismatch(
+                f"merchant account {merchant_account_id} is not a {cls.name} account "
+                f"(gatewayTypeId {cls.type_id} requested)"
+            )
+        values = normalise_credentials(cls.credential_fields, account.credentials, merchant_account_id)
+        context = GatewayContext(merchant_account_id, cls.base_url(self._settings), self._http)
+        return cls(values, context), account

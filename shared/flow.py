@@ -1,0 +1,438 @@
+"""The one flow both functions share: parse, claim the idempotency key, call the gateway, answer.
+
+`PaymentService.handle` takes the request's headers and body and returns a `Reply`; it never
+raises for anything a caller can send. Every call ends in exactly one audit line.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from gateways.base import (
+    BillingAddress,
+    Card,
+    CredentialsRejected,
+    Declined,
+    Gateway,
+    GatewayError,
+    GatewayResult,
+    OutcomeUnknown,
+    RefundRequest,
+    RequestRejected,
+    SaleRequest,
+)
+from shared import audit
+from shared.contract import BVMeta, Detail, Envelope, PaymentBody, RefundBody
+from shared.credentials import MerchantAccount
+from shared.errors import (
+    CredentialsNotAllowed,
+    Failure,
+    IdempotencyKeyReused,
+    IncompleteRequest,
+    InvalidRequest,
+    RequestInProgress,
+    ServiceError,
+    from_gateway_error,
+    from_service_error,
+)
+from shared.factory import GatewayFactory
+from shared.idempotency import IdempotencyStore, Record, State
+from shared.settings import Settings
+
+logger = logging.getLogger("paymentgateway.flow")
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+OUTCOME_UNKNOWN_DETAIL = (
+    "The gateway may have carried out this request but its answer was lost, so the outcome is not "
+    "known. Retry with the same transactionId (or Idempotency-Key) to learn it; do not start a new "
+    "payment, which could charge the card twice."
+)
+
+SUCCESS_DETAIL = {
+    "sale": "Payment approved",
+    "void": "Payment voided before settlement; the card will not be charged",
+    "refund": "Refund approved",
+}
+
+
+class Operation(enum.StrEnum):
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    detail: Detail
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def body(self) -> str:
+        return Envelope(detail=self.detail).to_json()
+
+    @classmethod
+    def success(cls, result: GatewayResult, merchant_account_id: int) -> Answer:
+        return cls(
+            200,
+            Detail(
+                success=True,
+                statusCode=result.code,
+                gatewayHttpStatusCode=result.http_status,
+                responseMessage=result.message,
+                responseDetail=SUCCESS_DETAIL[result.action],
+                paymentTransactionId=result.transaction_id,
+                merchantAccountId=merchant_account_id,
+            ),
+        )
+
+    @classmethod
+    def failure(cls, failure: Failure, merchant_account_id: int | None) -> Answer:
+        return cls(
+            failure.status,
+            Detail(
+                success=False,
+                statusCode=failure.status_code,
+                gatewayHttpStatusCode=failure.gateway_status,
+                responseMessage=failure.message,
+                responseDetail=failure.detail,
+                paymentTransactionId=failure.transaction_id,
+                merchantAccountId=merchant_account_id,
+                errorCode=failure.error_code,
+                errors=failure.errors,
+            ),
+            failure.headers,
+        )
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def parse_meta(raw: str | None) -> BVMeta:
+    if not raw:
+        raise IncompleteRequest("Incomplete request")
+    try:
+        return BVMeta.model_validate_json(raw)
+    except ValidationError as error:
+        raise IncompleteRequest("Incomplete request", errors=_field_errors(error, prefix="BVMeta")) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def parse_body(model: type[BaseModel], body: bytes | None, context: Mapping[str, Any]) -> Any:
+    if not body:
+        raise InvalidRequest("Request body is missing", errors=[{"field": "body", "message": "required"}])
+    try:
+        # Decimal from the JSON text itself: an amount never passes through a binary float.
+        document = json.loads(body.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest(
+            "Request body is not valid JSON", errors=[{"field": "body", "message": "not valid JSON"}]
+        ) from None
+    if not isinstance(document, dict):
+        raise InvalidRequest(
+            "Request body must be a JSON object", errors=[{"field": "body", "message": "must be an object"}]
+        )
+    try:
+        return model.model_validate(document, context=dict(context))
+    except ValidationError as error:
+        errors = _field_errors(error)
+        raise InvalidRequest(
+            "Invalid request: " + ", ".join(sorted({e["field"] for e in errors})), errors=errors
+        ) from None
+
+
+def _field_errors(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    # Pydantic's messages state the rule; its `input` (which may be a card number) is dropped.
+    errors: list[dict[str, str]] = []
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        # The contract's fields are flat; deeper parts of a location are pydantic's union tags.
+        path = str(item["loc"][0]) if item["loc"] else "body"
+        message = item["msg"].removeprefix("Value error, ")
+        entry = {"field": f"{prefix}.{path}" if prefix else path, "message": message}
+        if entry["field"] not in {e["field"] for e in errors}:
+            errors.append(entry)
+    return errors
+
+
+def order_id_for(operation: Operation, key: str) -> str:
+    """Our gateway reference for a key: stable across retries, unique per operation, and starting
+    with letters so it can never pass Luhn (CardConnect masks Luhn-valid order ids)."""
+    prefix = "BVP" if operation is Operation.PAYMENT else "BVR"
+    try:
+        return prefix + uuid.UUID(key).hex
+    except ValueError:
+        return prefix + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class PaymentService:
+    def __init__(
+        self,
+        settings: Settings,
+        factory: GatewayFactory,
+        idempotency: IdempotencyStore,
+        fingerprint_key: Callable[[], bytes],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.idempotency = idempotency
+        self._fingerprint_key = fingerprint_key
+        self._clock = clock
+
+    def handle(self, operation: Operation, headers: Mapping[str, str], body: bytes | None) -> Reply:
+        raw_meta = header(headers, "BVMeta")
+        meta: BVMeta | None = None
+        request: PaymentBody | RefundBody | None = None
+        try:
+            meta = parse_meta(raw_meta)
+            model = PaymentBody if operation is Operation.PAYMENT else RefundBody
+            request = parse_body(model, body, {"max_amount": self.settings.max_amount})
+            assert request is not None
+            answer = self._execute(operation, meta, request, headers)
+        except ServiceError as error:
+            merchant = request.merchantAccountId if request is not None else None
+            answer = Answer.failure(from_service_error(error), merchant)
+        self._audit(meta, request, answer)
+        echo = {"BVMeta": raw_meta} if raw_meta else {}
+        return Reply(answer.status, answer.body, {**answer.headers, **echo})
+
+    def _execute(
+        self, operation: Operation, meta: BVMeta, request: PaymentBody | RefundBody, headers: Mapping[str, str]
+    ) -> Answer:
+        cls = self.factory.gateway_class(request.gatewayTypeId)
+        if request.credentials is not None and not self.settings.allow_request_credentials:
+            raise CredentialsNotAllowed(
+                "credentials must not be sent in the request; they are read from Key Vault"
+            )
+        key = header(headers, "Idempotency-Key") or meta.transactionId
+        if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+            raise IncompleteRequest("Idempotency-Key must be at most 255 printable characters")
+        order_id = order_id_for(operation, key)
+        now = self._clock()
+        fresh = Record(
+            scope=f"{operation}:{request.merchantAccountId}:{key}",
+            fingerprint=self._fingerprint(operation, request),
+            state=State.IN_PROGRESS,
+            created_at=now,
+            updated_at=now,
+            context=_reconciliation_context(operation, meta, request, order_id),
+        )
+        claimed, record = self.idempotency.claim(fresh)
+        reconcile = False
+        if not claimed:
+            if not hmac.compare_digest(record.fingerprint, fresh.fingerprint):
+                raise IdempotencyKeyReused(
+                    "this transactionId or Idempotency-Key was already used for a different request"
+                )
+            if record.state is State.COMPLETED and record.body is not None and record.status is not None:
+                return _replay(record)
+            lease = self.settings.idempotency_lease_seconds
+            lease_left = record.state is State.IN_PROGRESS and now - record.updated_at < lease
+            taken = None if lease_left else self.idempotency.transition(record, state=State.IN_PROGRESS)
+            if taken is None:
+                raise RequestInProgress("an identical request is being processed; retry shortly")
+            # Unknown, or left in progress by an instance that died: find out before acting again.
+            record, reconcile = taken, True
+        return self._run(operation, cls, request, record, order_id, reconcile)
+
+    def _run(
+        self,
+        operation: Operation,
+        cls: type[Gateway],
+        request: PaymentBody | RefundBody,
+        record: Record,
+        order_id: str,
+        reconcile: bool,
+    ) -> Answer:
+        merchant = request.merchantAccountId
+        request_credentials = request.credentials if self.settings.allow_request_credentials else None
+        try:
+            gateway, account = self.factory.create(cls, merchant, request_credentials=request_credentials)
+        except ServiceError:
+            self.idempotency.release(record)
+            raise
+        try:
+            result = self._call_gateway(operation, cls, request, gateway, account, order_id, reconcile)
+        except GatewayError as error:
+            answer = Answer.failure(from_gateway_error(error, _failure_detail(error)), merchant)
+            self._settle(record, error, answer)
+            return answer
+        except ServiceError:
+            # Only the credential refresh raises these, after the gateway refused the old ones.
+            self.idempotency.release(record)
+            raise
+        except Exception:
+            # A fault after the request may have reached the gateway: unknown, never "failed".
+            self.idempotency.transition(record, state=State.UNKNOWN, status=502)
+            raise
+        answer = Answer.success(result, merchant)
+        self._finish(record, State.COMPLETED, answer)
+        return answer
+
+    def _call_gateway(
+        self,
+        operation: Operation,
+        cls: type[Gateway],
+        request: PaymentBody | RefundBody,
+        gateway: Gateway,
+        account: MerchantAccount,
+        order_id: str,
+        reconcile: bool,
+    ) -> GatewayResult:
+        def act(target: Gateway) -> GatewayResult:
+            if isinstance(request, PaymentBody):
+                if reconcile:
+                    found = _find_payment(target, order_id)
+                    if found is not None:
+                        return found
+                return target.process_payment(_sale(request, order_id))
+            return target.process_refund(_refund(request, order_id))
+
+        try:
+            return act(gateway)
+        except CredentialsRejected:
+            if request.credentials is not None:
+                raise
+            # Security may have rotated the secret: read it afresh and try once more if it changed.
+            fresh_gateway, fresh = self.factory.create(cls, request.merchantAccountId, refresh=True)
+            if fresh.credentials == account.credentials and fresh.version == account.version:
+                raise
+            return act(fresh_gateway)
+
+    def _settle(self, record: Record, error: GatewayError, answer: Answer) -> None:
+        if isinstance(error, OutcomeUnknown):
+            self._finish(record, State.UNKNOWN, answer)
+        elif isinstance(error, Declined | RequestRejected):
+            # Final answers about this exact request: a retry must see the same decline.
+            self._finish(record, State.COMPLETED, answer)
+        else:
+            # Nothing happened at the gateway and a later retry may succeed (rotated credentials,
+            # a settled payment, a reachable gateway): let it run afresh.
+            self.idempotency.release(record)
+
+    def _finish(self, record: Record, state: State, answer: Answer) -> None:
+        if self.idempotency.transition(record, state=state, status=answer.status, body=answer.body) is None:
+            logger.warning("idempotency record %s changed under this request", record.scope)
+
+    def _fingerprint(self, operation: Operation, request: PaymentBody | RefundBody) -> str:
+        canonical = json.dumps(
+            [operation.value, request.model_dump(mode="json", exclude={"credentials"})],
+            sort_keys=True,
+            default=str,
+        )
+        return hmac.new(self._fingerprint_key(), canonical.encode(), hashlib.sha256).hexdigest()
+
+    def _audit(self, meta: BVMeta | None, request: PaymentBody | RefundBody | None, answer: Answer) -> None:
+        detail = answer.detail
+        data: dict[str, Any] = {"status": answer.status, "paymentTransactionId": detail.paymentTransactionId}
+        if request is not None:
+            data.update(
+                gatewayTypeId=request.gatewayTypeId,
+                gatewayTypeName=request.gatewayTypeName,
+                merchantAccountId=request.merchantAccountId,
+                userId=request.userId,
+                comment=request.comment,
+                amount=None if request.amount is None else str(request.amount),
+                currencyType=request.currencyType,
+                maskedCardNumber=(
+                    request.masked_card_number
+                    if isinstance(request, PaymentBody)
+                    else audit.last_four_only(request.maskedCardNumber)
+                ),
+            )
+        audit.write(meta=meta.model_dump() if meta else None, success=detail.success, data=data)
+
+
+def _replay(record: Record) -> Answer:
+    assert record.body is not None and record.status is not None
+    detail = Envelope.model_validate_json(record.body).detail
+    return Answer(record.status, detail, {"Idempotent-Replayed": "true"})
+
+
+def _find_payment(gateway: Gateway, order_id: str) -> GatewayResult | None:
+    try:
+        return gateway.find_payment(order_id)
+    except NotImplementedError:
+        raise OutcomeUnknown(f"{gateway.name} cannot look up the earlier attempt", code="lookup_unsupported") from None
+
+
+def _failure_detail(error: GatewayError) -> str:
+    if isinstance(error, OutcomeUnknown):
+        return OUTCOME_UNKNOWN_DETAIL
+    return f"{type(error).__name__}: {error.message}" if error.message else type(error).__name__
+
+
+def _sale(request: PaymentBody, order_id: str) -> SaleRequest:
+    return SaleRequest(
+        order_id=order_id,
+        amount=request.amount,
+        currency=request.currency,
+        card=Card(
+            number=request.account,
+            exp_month=int(request.expDate[:2]),
+            exp_year=2000 + int(request.expDate[2:]),
+            cvv=request.cvv2,
+        ),
+        billing=BillingAddress(
+            name=request.name,
+            street=request.street,
+            city=request.city,
+            state=request.state,
+            postal_code=request.postal_code,
+            country=request.country,
+        ),
+        comment=request.comment,
+    )
+
+
+def _refund(request: RefundBody, order_id: str) -> RefundRequest:
+    return RefundRequest(
+        payment_id=request.paymentTransactionId,
+        amount=request.amount,
+        order_id=order_id,
+        currency=request.currency,
+        comment=request.comment,
+    )
+
+
+def _reconciliation_context(
+    operation: Operation, meta: BVMeta, request: PaymentBody | RefundBody, order_id: str
+) -> dict[str, Any]:
+    return {
+        "operation": operation.value,
+        "merchantAccountId": request.merchantAccountId,
+        "gatewayTypeId": request.gatewayTypeId,
+        "orderId": order_id,
+        "transactionId": meta.transactionId,
+        "universityId": meta.universityId,
+        "userId": meta.userId,
+        "amount": None if request.amount is None else str(request.amount),
+        "currencyType": request.currencyType,
+    }

@@ -1,0 +1,182 @@
+"""Idempotency records: one per (operation, merchant account, key), shared by every instance.
+
+A record moves `in_progress` -> `completed` (its answer is replayed) or -> `unknown` (the gateway
+may have acted; the next retry or the reconciler must find out). Claims are atomic inserts and
+every later transition is conditional on the version read, so two instances can never both act on
+one key. Records hold the answer envelope and a keyed fingerprint of the request, never card data
+or credentials.
+
+Two stores: Azure Table storage (shared across instances; the app's own storage account) and an
+SQLite file for local runs. Nothing in memory pretends to be shared.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class State(enum.StrEnum):
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Record:
+    scope: str
+    """operation:merchantAccountId:key, the record's identity."""
+    fingerprint: str
+    state: State
+    created_at: float
+    updated_at: float
+    status: int | None = None
+    body: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    """What reconciliation needs without the request: operation, account, gateway type, order id,
+    the BVMeta ids, amount, currency, masked card. Never a card number, CVV or credential."""
+    version: str = ""
+    """Opaque concurrency token (an ETag, a counter) for conditional updates."""
+
+
+class IdempotencyStore(Protocol):
+    def claim(self, record: Record) -> tuple[bool, Record]:
+        """Insert `record` if no record has its scope. Returns (True, inserted) when this caller now
+        owns the key, else (False, the existing record)."""
+        ...
+
+    def transition(self, current: Record, **changes: Any) -> Record | None:
+        """Replace `current` with `changes` applied if nobody changed it since it was read; the new
+        record, or None when another instance got there first."""
+        ...
+
+    def release(self, current: Record) -> None:
+        """Forget a record whose request provably did nothing, so a retry starts afresh."""
+        ...
+
+    def get(self, scope: str) -> Record | None: ...
+
+    def in_state(self, state: State, updated_before: float) -> Iterator[Record]:
+        """Records in `state` last changed before `updated_before` (for the reconciler)."""
+        ...
+
+    def purge(self, updated_before: float) -> int:
+        """Delete completed records older than the retention; returns how many."""
+        ...
+
+
+def _encode_context(context: dict[str, Any]) -> str:
+    return json.dumps(context, sort_keys=True, default=str)
+
+
+_COLUMNS = "scope, fingerprint, state, created_at, updated_at, status, body, context, version"
+_SELECT = f"SELECT {_COLUMNS} FROM idempotency"  # noqa: S608 - constant column list, no input
+_INSERT = f"INSERT INTO idempotency ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"  # noqa: S608
+
+
+class SqliteIdempotencyStore:
+    """For local runs and the devhost: one SQLite file; WAL and an immediate transaction per write
+    make the claim atomic across threads and processes on one machine."""
+
+    def __init__(self, path: Path, clock: Any = time.time) -> None:
+        self._path = path
+        self._clock = clock
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        setup = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            setup.execute("PRAGMA journal_mode=WAL")
+            setup.execute(
+                "CREATE TABLE IF NOT EXISTS idempotency ("
+                " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL,"
+                " created_at REAL NOT NULL, updated_at REAL NOT NULL, status INTEGER, body TEXT,"
+                " context TEXT NOT NULL, version INTEGER NOT NULL)"
+            )
+        finally:
+            setup.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            self._local.db = db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @staticmethod
+    def _row(row: tuple[Any, ...]) -> Record:
+        scope, fingerprint, state, created, updated, status, body, context, version = row
+        return Record(
+            scope, fingerprint, State(state), created, updated, status, body, json.loads(context), str(version)
+        )
+
+    def claim(self, record: Record) -> tuple[bool, Record]:
+        with self._connection() as db:
+            existing = db.execute(_SELECT + " WHERE scope = ?", (record.scope,)).fetchone()
+            if existing is not None:
+                return False, self._row(existing)
+            db.execute(
+                _INSERT,
+                (
+                    record.scope, record.fingerprint, record.state.value, record.created_at,
+                    record.updated_at, record.status, record.body, _encode_context(record.context),
+                ),
+            )
+        return True, replace(record, version="1")
+
+    def transition(self, current: Record, **changes: Any) -> Record | None:
+        updated = replace(current, updated_at=self._clock(), **changes)
+        new_version = str(int(current.version) + 1)
+        with self._connection() as db:
+            cursor = db.execute(
+                "UPDATE idempotency SET fingerprint = ?, state = ?, updated_at = ?, status = ?, body = ?,"
+                " context = ?, version = ? WHERE scope = ? AND version = ?",
+                (
+                    updated.fingerprint, updated.state.value, updated.updated_at, updated.status,
+                    updated.body, _encode_context(updated.context), int(new_version),
+                    current.scope, int(current.version),
+                ),
+            )
+            if cursor.rowcount != 1:
+                return None
+        return replace(updated, version=new_version)
+
+    def release(self, current: Record) -> None:
+        with self._connection() as db:
+            db.execute(
+                "DELETE FROM idempotency WHERE scope = ? AND version = ?", (current.scope, int(current.version))
+            )
+
+    def get(self, scope: str) -> Record | None:
+        with self._connection() as db:
+            row = db.execute(_SELECT + " WHERE scope = ?", (scope,)).fetchone()
+        return None if row is None else self._row(row)
+
+    def in_state(self, state: State, updated_before: float) -> Iterator[Record]:
+        with self._connection() as db:
+            rows = db.execute(
+                _SELECT + " WHERE state = ? AND updated_at < ?", (state.value, updated_before)
+            ).fetchall()
+        return iter([self._row(row) for row in rows])
+
+    def purge(self, updated_before: float) -> int:
+        with self._connection() as db:
+            cursor = db.execute(
+                "DELETE FROM idempotency WHERE state = ? AND updated_at < ?",
+                (State.COMPLETED.value, updated_before),
+            )
+            return cursor.rowcount

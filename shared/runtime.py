@@ -1,0 +1,89 @@
+"""The process's one PaymentService, built from the settings on first use.
+
+A v1 function module is imported once per worker process and its invocations run on a thread
+pool, so the service (credential cache, HTTP pools, store clients) is built once under a lock and
+shared; nothing in it is specific to one merchant.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from gateways.http import HttpPool, Timeouts
+from shared.credentials import CachedCredentialStore, CredentialStore, FileCredentialStore, KeyVaultSecrets
+from shared.factory import GatewayFactory
+from shared.flow import PaymentService
+from shared.idempotency import IdempotencyStore, SqliteIdempotencyStore
+from shared.settings import Settings, SettingsError
+
+logger = logging.getLogger("paymentgateway.runtime")
+
+_lock = threading.Lock()
+_service: PaymentService | None = None
+
+# Only for local SQLite runs: fingerprints there never leave the developer's machine.
+LOCAL_FINGERPRINT_KEY = b"local-development-fingerprint-key"
+
+
+def build_credentials(settings: Settings) -> CredentialStore:
+    if settings.credential_source == "keyvault":
+        secrets = KeyVaultSecrets.connect(settings.key_vault_url)
+        return CachedCredentialStore(secrets.load, settings.credential_cache_ttl_seconds)
+    return FileCredentialStore(settings.local_credentials_file)
+
+
+def build_idempotency(settings: Settings) -> IdempotencyStore:
+    if settings.idempotency_store == "table":
+        from shared.table_store import TableIdempotencyStore
+
+        return TableIdempotencyStore.from_settings(settings)
+    return SqliteIdempotencyStore(settings.idempotency_sqlite_path)
+
+
+def fingerprint_key_source(settings: Settings) -> Callable[[], bytes]:
+    """Where the HMAC key for request fingerprints comes from: the setting, a Key Vault secret
+    (read once, on first use), or, for local SQLite runs only, a fixed development key."""
+    if settings.idempotency_hmac_key:
+        key = settings.idempotency_hmac_key.encode()
+        return lambda: key
+    if settings.idempotency_hmac_secret_name and settings.key_vault_url:
+        cached: list[bytes] = []
+        gate = threading.Lock()
+
+        def from_key_vault() -> bytes:
+            with gate:
+                if not cached:
+                    value = KeyVaultSecrets.connect(settings.key_vault_url).read_value(
+                        settings.idempotency_hmac_secret_name
+                    )
+                    cached.append(value.encode())
+                return cached[0]
+
+        return from_key_vault
+    if settings.idempotency_store == "sqlite":
+        return lambda: LOCAL_FINGERPRINT_KEY
+    raise SettingsError("IDEMPOTENCY_HMAC_KEY or IDEMPOTENCY_HMAC_SECRET_NAME must be set for the table store")
+
+
+def build_service(settings: Settings) -> PaymentService:
+    http = HttpPool(Timeouts(settings.gateway_connect_timeout_seconds, settings.gateway_timeout_seconds))
+    factory = GatewayFactory(settings, build_credentials(settings), http)
+    return PaymentService(settings, factory, build_idempotency(settings), fingerprint_key_source(settings))
+
+
+def service() -> PaymentService:
+    global _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                _service = build_service(Settings.from_env())
+    return _service
+
+
+def install(replacement: PaymentService | None) -> None:
+    """Replace the process's service (tests, the devhost after loading settings); None resets it."""
+    global _service
+    with _lock:
+        _service = replacement

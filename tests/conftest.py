@@ -1,0 +1,88 @@
+"""Shared fixtures: a service wired to the simulator, request builders, and the leak guard.
+
+The leak guard is autouse: every test's log records are captured at DEBUG, and the test fails if
+any of them holds a Luhn-valid 13-19 digit number or a value the test registered as sensitive
+(a CVV, an expiry, a credential).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from shared import runtime
+from shared.contract import luhn_valid
+from shared.flow import PaymentService
+from tests.support import SIMULATOR_ACCOUNT, make_settings, write_credentials
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.lines.append(f"{record.name}: {text}")
+
+
+@dataclass
+class LeakGuard:
+    capture: _Capture
+    sensitive: set[str] = field(default_factory=set)
+
+    def watch(self, *values: str) -> None:
+        self.sensitive.update(v for v in values if v)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.capture.lines)
+
+    def leaks(self, text: str | None = None) -> list[str]:
+        text = self.text if text is None else text
+        found = [m for m in re.findall(r"(?<!\d)\d{13,19}(?!\d)", text) if luhn_valid(m)]
+        for value in self.sensitive:
+            if re.search(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])", text):
+                found.append(f"<sensitive value of length {len(value)}>")
+        return found
+
+
+@pytest.fixture(autouse=True)
+def leak_guard() -> Iterator[LeakGuard]:
+    root = logging.getLogger()
+    capture = _Capture()
+    previous = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    guard = LeakGuard(capture)
+    try:
+        yield guard
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(previous)
+    leaks = guard.leaks()
+    if leaks:
+        pytest.fail(f"log output leaked card data or secrets: {leaks[:5]}")
+
+
+@pytest.fixture
+def simulator_service(tmp_path: Path) -> Iterator[PaymentService]:
+    """The process's service on the simulator with file credentials and SQLite idempotency."""
+    settings = make_settings(tmp_path)
+    write_credentials(
+        settings.local_credentials_file,
+        {SIMULATOR_ACCOUNT: {"gatewayTypeId": 900, "credentials": {}}, 1002: {"gatewayTypeId": 900}},
+    )
+    service = runtime.build_service(settings)
+    runtime.install(service)
+    yield service
+    runtime.install(None)
+
+

@@ -1,0 +1,141 @@
+"""Request builders and service wiring shared by the tests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+
+from shared import runtime
+from shared.credentials import FileCredentialStore
+from shared.factory import GatewayFactory
+from shared.flow import PaymentService
+from shared.idempotency import SqliteIdempotencyStore
+from shared.settings import Settings
+
+PAYMENT_URL = "http://localhost/paymentGateway/processPayment"
+REFUND_URL = "http://localhost/paymentGateway/processRefund"
+SIMULATOR_ACCOUNT = 1001
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "credential_source": "file",
+        "local_credentials_file": tmp_path / "credentials.json",
+        "enable_simulator": True,
+        "idempotency_sqlite_path": tmp_path / "idempotency.sqlite",
+        "gateway_connect_timeout_seconds": 1.0,
+        "gateway_timeout_seconds": 2.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def write_credentials(path: Path, accounts: dict[int, dict[str, Any]]) -> None:
+    path.write_text(json.dumps({str(k): v for k, v in accounts.items()}), encoding="utf-8")
+
+
+def install_service(settings: Settings, credentials: Any = None, idempotency: Any = None) -> PaymentService:
+    """Install a service built from `settings`, optionally with a given credential/idempotency store."""
+    service = runtime.build_service(settings)
+    if credentials is not None or idempotency is not None:
+        factory = GatewayFactory(settings, credentials or FileCredentialStore(settings.local_credentials_file),
+                                 service.factory._http)
+        service = PaymentService(
+            settings,
+            factory,
+            idempotency or SqliteIdempotencyStore(settings.idempotency_sqlite_path),
+            runtime.fingerprint_key_source(settings),
+        )
+    runtime.install(service)
+    return service
+
+
+def new_meta(**overrides: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"transactionId": str(uuid.uuid4()), "universityId": 7, "userId": 42}
+    meta.update(overrides)
+    return meta
+
+
+def payment_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "gatewayTypeId": 900,
+        "gatewayTypeName": "Simulator",
+        "merchantAccountId": SIMULATOR_ACCOUNT,
+        "account": "4242424242424242",
+        "expDate": "1239",
+        "cvv2": "987",
+        "amount": 25.00,
+        "currencyType": 840,
+        "userId": 42,
+        "name": "Ada Learner",
+        "zip": "97201",
+        "comment": "Course 101",
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def refund_body(payment_id: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "gatewayTypeId": 900,
+        "gatewayTypeName": "Simulator",
+        "merchantAccountId": SIMULATOR_ACCOUNT,
+        "paymentTransactionId": payment_id,
+        "userId": 42,
+        "maskedCardNumber": "xxxxxxxxxxxx4242",
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def http_request(
+    method: str,
+    url: str,
+    body: Any,
+    meta: dict[str, Any] | str | None,
+    headers: dict[str, str] | None = None,
+) -> func.HttpRequest:
+    all_headers = dict(headers or {})
+    if meta is not None:
+        all_headers["BVMeta"] = meta if isinstance(meta, str) else json.dumps(meta)
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return func.HttpRequest(method=method, url=url, headers=all_headers, body=raw)
+
+
+@dataclass
+class Called:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+    text: str
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = self.body["detail"]
+        return detail
+
+
+def call(main: Callable[[func.HttpRequest], func.HttpResponse], request: func.HttpRequest) -> Called:
+    response = main(request)
+    text = response.get_body().decode()
+    return Called(response.status_code, json.loads(text), dict(response.headers), text)
+
+
+def pay(body: dict[str, Any] | bytes, meta: dict[str, Any] | str | None = None,
+        headers: dict[str, str] | None = None) -> Called:
+    from ProcessPayment import main
+
+    return call(main, http_request("POST", PAYMENT_URL, body, new_meta() if meta is None else meta, headers))
+
+
+def refund(body: dict[str, Any] | bytes, meta: dict[str, Any] | str | None = None,
+           headers: dict[str, str] | None = None) -> Called:
+    from ProcessRefund import main
+
+    return call(main, http_request("PATCH", REFUND_URL, body, new_meta() if meta is None else meta, headers))
