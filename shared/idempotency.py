@@ -139,7 +139,7 @@ class SqliteIdempotencyStore:
         return True, replace(record, version="1")
 
     def transition(self, current: Record, **changes: Any) -> Record | None:
-        updated = replace(current, updated_at=self._clock(), **changes)
+        updated = replace(current, **{"updated_at": self._clock(), **changes})
         new_version = str(int(current.version) + 1)
         with self._connection() as db:
             cursor = db.execute(

@@ -19,6 +19,9 @@ from shared.idempotency import IdempotencyStore, SqliteIdempotencyStore
 from shared.settings import Settings, SettingsError
 
 logger = logging.getLogger("paymentgateway.runtime")
+# The Azure SDKs log every request's URL and headers at INFO; the Functions worker logs INFO and
+# up, which would flood Application Insights with one record per Key Vault or Table call.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 _lock = threading.Lock()
 _service: PaymentService | None = None

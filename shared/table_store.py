@@ -112,7 +112,7 @@ class TableIdempotencyStore:
         return True, replace(record, version=metadata["etag"])
 
     def transition(self, current: Record, **changes: Any) -> Record | None:
-        updated = replace(current, updated_at=self._clock(), **changes)
+        updated = replace(current, **{"updated_at": self._clock(), **changes})
         try:
             metadata = self._client().update_entity(
                 self._entity(updated),

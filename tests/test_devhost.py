@@ -88,3 +88,8 @@ def test_local_settings_load_like_func_start_with_the_environment_winning(
     assert os.environ["DEVHOST_T1"] == "from-file"
     assert os.environ["DEVHOST_T2"] == "from-env"
     monkeypatch.delenv("DEVHOST_T1")
+
+
+def test_timer_functions_are_discovered_with_their_schedule() -> None:
+    host = DevHost(ROOT)
+    assert [(t.name, t.every_seconds) for t in host.timers] == [("ReconcileUnknown", 300)]
