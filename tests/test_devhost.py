@@ -64,7 +64,8 @@ def test_function_key_is_enforced_when_given(host_env: dict[str, str]) -> None:
         url = f"{base}/paymentGateway/processPayment"
         headers = {"BVMeta": json.dumps(new_meta())}
         assert requests.post(url, headers=headers, json=payment_body(), timeout=10).status_code == 401
-        keyed = requests.post(url, headers={**headers, "x-functions-key": "local-test-key"}, json=payment_body(), timeout=10)
+        keyed_headers = {**headers, "x-functions-key": "local-test-key"}
+        keyed = requests.post(url, headers=keyed_headers, json=payment_body(), timeout=10)
         assert keyed.status_code == 200
 
 

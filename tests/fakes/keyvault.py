@@ -108,15 +108,14 @@ class FakeKeyVault(BaseAdapter):
             name = parts[2]
             if request.method == "PUT":
                 assert body is not None
-                version = self.set(name, body["value"], body.get("contentType"))
+                self.set(name, body["value"], body.get("contentType"))
                 if body.get("tags"):
                     self.secrets[name][-1].tags = body["tags"]
                 return self._respond(request, 200, self._bundle(name, self.secrets[name][-1]))
             versions = self.secrets.get(name)
             if not versions:
-                return self._respond(
-                    request, 404, {"error": {"code": "SecretNotFound", "message": f"A secret with (name/id) {name} was not found"}}
-                )
+                missing = {"code": "SecretNotFound", "message": f"A secret with (name/id) {name} was not found"}
+                return self._respond(request, 404, {"error": missing})
             wanted = parts[3] if len(parts) > 3 else None
             chosen = next((v for v in versions if v.version == wanted), None) if wanted else versions[-1]
             if chosen is None:
@@ -148,7 +147,11 @@ class FakeKeyVault(BaseAdapter):
         data = json.dumps(payload).encode()
         raw = urllib3.HTTPResponse(
             body=io.BytesIO(data),
-            headers={"Content-Type": "application/json; charset=utf-8", "Content-Length": str(len(data)), **(headers or {})},
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Content-Length": str(len(data)),
+                **(headers or {}),
+            },
             status=status,
             preload_content=False,
             decode_content=False,
