@@ -39,7 +39,7 @@ typecheck: $(VENV)/.installed
 test: $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed lint typecheck
 	CHECKOV=$(abspath $(TOOLS))/bin/checkov HADOLINT=$(abspath $(TOOLS))/bin/hadolint \
 	AZURITE_TABLE=$(abspath node_modules/.bin/azurite-table) \
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -q
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python -m bench

@@ -210,6 +210,11 @@ class Gateway(ABC):
         """Void the payment made with `order_id` if one exists; None when there is none."""
         raise NotImplementedError(f"{self.name} cannot cancel payments by order id")
 
+    def verify_credentials(self) -> None:
+        """Check the merchant's credentials with a read-only call that charges nobody; raises
+        CredentialsRejected when the gateway refuses them."""
+        raise NotImplementedError(f"{self.name} cannot verify credentials")
+
     @staticmethod
     def scrub(transcript: str) -> str:
         """`transcript` with every card number, CVV, expiry and credential replaced by [FILTERED]."""

@@ -109,8 +109,10 @@ def _gateway_status(error: GatewayError) -> tuple[int, str, dict[str, str]]:
 
 def from_gateway_error(error: GatewayError, detail: str) -> Failure:
     status, fallback_code, headers = _gateway_status(error)
-    # The caller branches on outcome_unknown, so it must not be hidden behind a gateway's own code.
-    status_code = fallback_code if status == 502 else (error.code or fallback_code)
+    # For outcomes this service decides (unknown, unreachable, credentials) the caller branches on
+    # our code, so a gateway's own code (a timeout's 62, an HTTP 401) must not hide it.
+    ours = isinstance(error, OutcomeUnknown | GatewayUnreachable | CredentialsRejected)
+    status_code = fallback_code if ours else (error.code or fallback_code)
     return Failure(
         status=status,
         status_code=status_code,

@@ -1,0 +1,362 @@
+"""CardConnect: the CardPointe Gateway REST API.
+
+Wire facts (see the gateway reference, Part 1): HTTP Basic `username:password`, JSON bodies with
+`merchid` in every body and every GET path, PUT or POST for writes. A sale is `auth` with
+`capture: "Y"`. Answers are HTTP 200 with `respstat` A (approved), C (refused) or B (the gateway
+could not tell: "retry", which for a sale means the outcome is unknown). Amounts are strings, and a
+string without a decimal point means minor units, so we always send exactly two places.
+Refunds must carry the original payment's merchid; CardPointe answers PPS 29 otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from gateways.base import (
+    Action,
+    BillingAddress,
+    Card,
+    CredentialField,
+    CredentialsRejected,
+    Declined,
+    Gateway,
+    GatewayContext,
+    GatewayError,
+    GatewayResult,
+    GatewayUnreachable,
+    NotRefundable,
+    OutcomeUnknown,
+    RefundRequest,
+    RequestRejected,
+    SaleRequest,
+    StandardError,
+    TransactionNotFound,
+)
+from gateways.http import HttpPool, luhn_valid, scrub_transcript
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Body = dict[str, Any]
+CENT = Decimal("0.01")
+ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~-]{0,49}")
+
+
+class CardConnectGateway(Gateway):
+    type_id = 2
+    name = "CardConnect"
+    credential_fields = (
+        CredentialField("username", "Login", 1, aliases=("login",)),
+        CredentialField("password", "Password", 2),
+        CredentialField("merchantId", "MerchantId", 3),
+    )
+
+    currencies: ClassVar[frozenset[str]] = frozenset({"USD", "CAD"})
+    standard_errors: ClassVar[Mapping[str, StandardError]] = {
+        # PPS (gateway) codes
+        "11": StandardError.INVALID_CARD,
+        "16": StandardError.EXPIRED_CARD,
+        "37": StandardError.CVV_MISMATCH,
+        "32": StandardError.CONFIG_ERROR,  # wrong currency for the merchant
+        # First Data North (FNOR) codes, which the UAT test cards return
+        "NU": StandardError.INSUFFICIENT_FUNDS,
+        "51": StandardError.INSUFFICIENT_FUNDS,
+        "54": StandardError.EXPIRED_CARD,
+        "14": StandardError.INVALID_CARD,
+        "N7": StandardError.CVV_MISMATCH,
+    }
+    TXN_NOT_FOUND = "29"
+    VOID_BY_ORDER_ID_ATTEMPTS = 3
+    """CardPointe's advice for reconciling a sale that got no answer."""
+    SECRET_FIELDS = ("account", "cvv2", "expiry", "token", "username", "password")
+
+    def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
+        missing = [f.name for f in self.credential_fields if not credentials.get(f.name)]
+        if missing:
+            raise ValueError(f"CardConnect credentials lack {', '.join(missing)}")
+        super().__init__(credentials, context)
+        self.merchid = credentials["merchantId"]
+
+    @classmethod
+    def base_url(cls, settings: Settings) -> str:
+        return settings.cardconnect_url
+
+    def process_payment(self, sale: SaleRequest) -> GatewayResult:
+        post = self._new_request()
+        add_order(post, sale.order_id)
+        add_money(post, sale.amount, sale.currency, self.currencies)
+        add_card(post, sale.card)
+        add_address(post, sale.billing)
+        post["ecomind"] = "E"
+        post["capture"] = "Y"
+        add_comment(post, sale.comment)
+        response = self._approved(self._commit("PUT", "auth", post), refused=Declined)
+        return result_from(response, "sale", amount_or(response, sale.amount))
+
+    def process_refund(self, refund: RefundRequest) -> GatewayResult:
+        payment = self._inquire(refund.payment_id)
+        original = amount_or(payment, None)
+        if refund.amount is not None:
+            format_amount(refund.amount)  # refuses anything but a positive whole-cent amount
+            if original is not None and refund.amount > original:
+                raise RequestRejected(
+                    f"refund amount {refund.amount} exceeds the payment's {original}", code="amount_too_large"
+                )
+        if payment.get("voidable") == "Y":
+            return self._void(payment, refund.amount, original)
+        if payment.get("refundable") == "Y":
+            return self._refund(payment, refund)
+        raise NotRefundable(why_not_refundable(payment), code=str(payment.get("setlstat") or ""), http_status=200)
+
+    def find_payment(self, order_id: str) -> GatewayResult | None:
+        check_order_id(order_id)
+        response = self._commit("GET", f"inquireByOrderid/{quote(order_id, safe='')}/{self.merchid}/1")
+        records = [r for r in (response if isinstance(response, list) else [response]) if isinstance(r, dict)]
+        live = [r for r in records if is_live_sale(r)]
+        if len(live) > 1:
+            log.warning("CardConnect holds %d live payments for order %s; using the first", len(live), order_id)
+        return result_from(live[0], "sale", amount_or(live[0], None)) if live else None
+
+    def cancel_payment(self, order_id: str) -> GatewayResult | None:
+        post = self._new_request()
+        add_order(post, order_id)
+        response = self._void_by_order_id(post)
+        if is_not_found(response):
+            return None
+        response = self._approved(response, refused=NotRefundable)
+        return result_from(response, "void", amount_or(response, None))
+
+    def verify_credentials(self) -> None:
+        # inquireMerchant reads the merchant's configuration: no card, no money.
+        if not isinstance(self._commit("GET", f"inquireMerchant/{quote(self.merchid, safe='')}"), dict):
+            raise RequestRejected("CardConnect answered inquireMerchant with an unexpected body", code="unreadable")
+
+    @staticmethod
+    def scrub(transcript: str) -> str:
+        return scrub_transcript(transcript, json_fields=CardConnectGateway.SECRET_FIELDS)
+
+    def _inquire(self, retref: str) -> Body:
+        response = self._commit("GET", f"inquire/{quote(retref, safe='')}/{self.merchid}")
+        if not isinstance(response, dict) or is_not_found(response):
+            raise TransactionNotFound(
+                f"CardConnect has no payment {retref} for this merchant", code=self.TXN_NOT_FOUND, http_status=200
+            )
+        return response
+
+    def _void(self, payment: Body, amount: Decimal | None, original: Decimal | None) -> GatewayResult:
+        partial = amount is not None and amount != original
+        if partial and payment.get("setlstat") != "Authorized":
+            raise NotRefundable(
+                "partial refunds are possible only after the payment settles; "
+                "refund the full amount now (a void) or the part after settlement",
+                code="partial_before_settlement",
+                http_status=200,
+            )
+        post = self._new_request()
+        add_reference(post, payment)
+        if partial and amount is not None:
+            post["amount"] = format_amount(amount)
+        response = self._approved(self._commit("PUT", "void", post), refused=NotRefundable)
+        return result_from(response, "void", amount if partial else original)
+
+    def _refund(self, payment: Body, refund: RefundRequest) -> GatewayResult:
+        post = self._new_request()
+        add_reference(post, payment)
+        if refund.amount is not None:
+            post["amount"] = format_amount(refund.amount)
+        # The refund's own order id, so that looking up the sale's order id never finds the refund.
+        add_order(post, refund.order_id)
+        response = self._approved(self._commit("PUT", "refund", post), refused=NotRefundable)
+        return result_from(response, "refund", amount_or(response, refund.amount))
+
+    def _void_by_order_id(self, post: Body) -> Body:
+        last_error: GatewayError | None = None
+        for attempt in range(1, self.VOID_BY_ORDER_ID_ATTEMPTS + 1):
+            try:
+                response = self._commit("PUT", "voidByOrderId", post)
+            except (OutcomeUnknown, GatewayUnreachable) as error:
+                last_error = error
+            else:
+                if not isinstance(response, dict):
+                    raise OutcomeUnknown("CardConnect answered voidByOrderId with a list", http_status=200)
+                if response.get("respstat") != "B":
+                    return response
+                last_error = OutcomeUnknown(message_from(response), code=code_from(response), http_status=200)
+            log.info("CardConnect voidByOrderId for order %s: attempt %d got no answer", post["orderid"], attempt)
+        assert last_error is not None
+        raise last_error
+
+    def _new_request(self) -> Body:
+        return {"merchid": self.merchid}
+
+    def _commit(self, method: str, endpoint: str, body: Body | None = None) -> Any:
+        url = f"{self.context.base_url.rstrip('/')}/{endpoint}"
+        reply = self._http().send(
+            method, url, auth=(self.credentials["username"], self.credentials["password"]), json=body
+        )
+        if reply.status in (401, 403):
+            raise CredentialsRejected(
+                "CardConnect did not accept the merchant's credentials",
+                code=str(reply.status),
+                http_status=reply.status,
+            )
+        if reply.status == 429:
+            raise GatewayUnreachable(
+                "CardConnect rate limit reached; nothing was done", code="rate_limited", http_status=429
+            )
+        if reply.status >= 400:
+            raise RequestRejected(
+                error_message_from(reply.json, reply.status), code=str(reply.status), http_status=reply.status
+            )
+        return reply.json
+
+    def _approved(self, response: Any, *, refused: type[GatewayError]) -> Body:
+        """`response` if approved (respstat A); otherwise the matching error is raised."""
+        if not isinstance(response, dict):
+            raise OutcomeUnknown(
+                "CardConnect answered with an unexpected body", code="unreadable_response", http_status=200
+            )
+        status = response.get("respstat")
+        if status == "A":
+            return response
+        details: dict[str, Any] = {
+            "code": code_from(response),
+            "http_status": 200,
+            "transaction_id": response.get("retref"),
+        }
+        if status == "C" and is_not_found(response):
+            raise TransactionNotFound(message_from(response), **details)
+        if status == "C":
+            standard = standard_error_from(response) if refused is Declined else None
+            raise refused(message_from(response), standard=standard, **details)
+        # B ("retry"): the gateway could not reach the processor in time; the processor may still act.
+        raise OutcomeUnknown(f"CardConnect could not tell the outcome: {message_from(response)}", **details)
+
+    def _http(self) -> HttpPool:
+        if self.context.http is None:
+            raise ValueError("CardConnect needs an HttpPool in its GatewayContext")
+        return self.context.http
+
+
+def add_money(post: Body, amount: Decimal, currency: str, supported: frozenset[str]) -> None:
+    if currency.upper() not in supported:
+        raise RequestRejected(
+            f"CardConnect does not take {currency}", code="currency", standard=StandardError.CONFIG_ERROR
+        )
+    post["amount"] = format_amount(amount)
+    post["currency"] = currency.upper()
+
+
+def add_card(post: Body, card: Card) -> None:
+    post["account"] = card.number
+    post["expiry"] = f"{card.exp_month:02d}{card.exp_year % 100:02d}"
+    post["cvv2"] = card.cvv
+
+
+def add_address(post: Body, billing: BillingAddress) -> None:
+    fields = {
+        "name": billing.name[:30] if billing.name else None,
+        "address": billing.street,
+        "city": billing.city,
+        "region": billing.state,
+        "country": billing.country,
+        "postal": billing.postal_code,
+    }
+    post.update({key: value for key, value in fields.items() if value})
+
+
+def add_order(post: Body, order_id: str) -> None:
+    check_order_id(order_id)
+    post["orderid"] = order_id
+
+
+def add_comment(post: Body, comment: str | None) -> None:
+    if comment:
+        post["userfields"] = [{"comment": comment[:255]}]
+
+
+def add_reference(post: Body, payment: Body) -> None:
+    post["retref"] = payment["retref"]
+
+
+def format_amount(amount: Decimal) -> str:
+    """Dollars with exactly two places: a string without a point would be read as cents."""
+    try:
+        exact = amount.is_finite() and amount > 0 and amount == amount.quantize(CENT)
+    except InvalidOperation:
+        exact = False
+    if not exact:
+        raise RequestRejected(f"amount {amount} is not a positive amount in cents", code="amount")
+    return format(amount.quantize(CENT), "f")
+
+
+def check_order_id(order_id: str) -> None:
+    if not ORDER_ID.fullmatch(order_id):
+        raise RequestRejected("order id must be 1-50 letters, digits or ._:~-", code="orderid")
+    if order_id.isdigit() and luhn_valid(order_id):
+        # CardPointe masks a Luhn-valid orderid like a card number; it could never be looked up.
+        raise RequestRejected("order id must not pass the Luhn check", code="orderid")
+
+
+def success_from(response: Mapping[str, Any]) -> bool:
+    return response.get("respstat") == "A"
+
+
+def message_from(response: Mapping[str, Any]) -> str:
+    return str(response.get("resptext") or "no response text")
+
+
+def code_from(response: Mapping[str, Any]) -> str:
+    return str(response.get("respcode") or "")
+
+
+def standard_error_from(response: Mapping[str, Any]) -> StandardError:
+    return CardConnectGateway.standard_errors.get(code_from(response), StandardError.DECLINED)
+
+
+def is_not_found(response: Mapping[str, Any]) -> bool:
+    return response.get("respstat") == "C" and code_from(response) == CardConnectGateway.TXN_NOT_FOUND
+
+
+def is_live_sale(record: Mapping[str, Any]) -> bool:
+    return success_from(record) and record.get("setlstat") not in ("Voided", "Declined", "Rejected")
+
+
+def amount_or(response: Mapping[str, Any], default: Decimal | None) -> Decimal | None:
+    try:
+        return Decimal(str(response["amount"])).quantize(CENT)
+    except (KeyError, InvalidOperation):
+        return default
+
+
+def result_from(response: Mapping[str, Any], action: Action, amount: Decimal | None) -> GatewayResult:
+    return GatewayResult(
+        transaction_id=str(response.get("retref") or ""),
+        action=action,
+        code=code_from(response),
+        message=message_from(response),
+        http_status=200,
+        amount=amount,
+    )
+
+
+def why_not_refundable(payment: Mapping[str, Any]) -> str:
+    status = payment.get("setlstat") or "unknown"
+    if status == "Voided":
+        return "payment already voided"
+    if status in ("Declined", "Rejected"):
+        return f"payment was {status.lower()}; there is nothing to refund"
+    return f"payment can be neither voided nor refunded now (settlement status: {status})"
+
+
+def error_message_from(body: Any, status: int) -> str:
+    if isinstance(body, dict):
+        text = body.get("message") or body.get("error")
+        if text:
+            return f"CardConnect refused the request (HTTP {status}): {text}"
+    return f"CardConnect refused the request (HTTP {status})"

@@ -1,0 +1,305 @@
+"""Payload: the Payload REST API, spoken directly.
+
+The `payload-api` library is deliberately not used here: its configuration is module-global, its
+object cache is shared across sessions (one tenant's key can end up on another tenant's request),
+and it has no timeouts or pooling (gateway reference, Part 3). Its wire format is small, and a
+contract test proves our bodies equal the library's for the same inputs.
+
+Wire facts (reference, Part 2): HTTP Basic with the API key as username and an empty password; JSON
+bodies; `amount` a JSON number in major units. Success is HTTP 200 with a transaction object; a
+decline is HTTP 400 `TransactionDeclined` whose `details` is the declined transaction. A payment
+can be voided (`PUT status=voided`) until it is batched for funding and refunded only after.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from gateways.base import (
+    Action,
+    BillingAddress,
+    Card,
+    CredentialField,
+    CredentialsRejected,
+    Declined,
+    Gateway,
+    GatewayContext,
+    GatewayResult,
+    GatewayUnreachable,
+    NotRefundable,
+    OutcomeUnknown,
+    RefundRequest,
+    RequestRejected,
+    SaleRequest,
+    StandardError,
+    TransactionNotFound,
+)
+from gateways.http import HttpPool, scrub_transcript
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Body = dict[str, Any]
+CENT = Decimal("0.01")
+# Search values starting with ! < > ? act as operators in Payload's filters; ours never may.
+ORDER_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~-]{0,63}")
+
+
+class PayloadGateway(Gateway):
+    type_id = 1
+    name = "Payload"
+    credential_fields = (
+        CredentialField("apiKey", "ApiKey", 1),
+        CredentialField("processingId", "ProcessingId", 2),
+    )
+
+    currencies: ClassVar[frozenset[str]] = frozenset({"USD", "CAD"})
+    """Payload takes no currency on the wire: the processing account's currency applies."""
+    approved_statuses: ClassVar[frozenset[str]] = frozenset({"processed", "authorized"})
+    standard_errors: ClassVar[Mapping[str, StandardError]] = {
+        "card_expired": StandardError.EXPIRED_CARD,
+        "invalid_card_code": StandardError.CVV_MISMATCH,
+        "insufficient_bal": StandardError.INSUFFICIENT_FUNDS,
+        "invalid_card_number": StandardError.INVALID_CARD,
+    }
+    DESCRIPTION_LIMIT = 128
+    SECRET_FIELDS = ("card_number", "card_code", "expiry", "account_number", "api_key", "apiKey")
+
+    def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
+        missing = [f.name for f in self.credential_fields if not credentials.get(f.name)]
+        if missing:
+            raise ValueError(f"Payload credentials lack {', '.join(missing)}")
+        super().__init__(credentials, context)
+        self.processing_id = credentials["processingId"]
+
+    @classmethod
+    def base_url(cls, settings: Settings) -> str:
+        return settings.payload_api_url
+
+    def process_payment(self, sale: SaleRequest) -> GatewayResult:
+        if sale.currency.upper() not in self.currencies:
+            raise RequestRejected(
+                f"Payload does not take {sale.currency}", code="currency", standard=StandardError.CONFIG_ERROR
+            )
+        check_order_number(sale.order_id)
+        # Keys in the order payload-api 0.5.1 sends them.
+        payment: Body = {"amount": json_amount(sale.amount), "processing_id": self.processing_id}
+        add_description(payment, sale.comment)
+        payment["order_number"] = sale.order_id
+        payment["payment_method"] = card_payment_method(sale.card, sale.billing)
+        payment["type"] = "payment"
+        transaction = self._commit("POST", "transactions", payment)
+        return result_from(self._approved(transaction), "sale")
+
+    def process_refund(self, refund: RefundRequest) -> GatewayResult:
+        payment = self._commit("GET", f"transactions/{quote(refund.payment_id, safe='')}")
+        check_refundable(payment)
+        original = amount_from(payment)
+        if original is None:
+            raise RequestRejected(f"Payload reported no amount for payment {refund.payment_id}", code="no_amount")
+        amount = original if refund.amount is None else refund.amount
+        wire_amount = json_amount(amount)
+        if amount > original:
+            raise RequestRejected(f"refund amount {amount} exceeds the payment's {original}", code="amount_too_large")
+        if not is_settled(payment):
+            if amount != original:
+                raise NotRefundable(
+                    "partial refunds are possible only after the payment settles; "
+                    "refund the full amount now (a void) or the part after settlement",
+                    code="partial_before_settlement",
+                    http_status=200,
+                )
+            return self._void(payment)
+        refund_body: Body = {
+            "amount": wire_amount,
+            "ledger": [{"assoc_transaction_id": payment["id"]}],
+            "order_number": refund.order_id,
+        }
+        add_description(refund_body, refund.comment)
+        refund_body["type"] = "refund"
+        transaction = self._commit("POST", "transactions", refund_body)
+        return result_from(self._approved(transaction), "refund")
+
+    def find_payment(self, order_id: str) -> GatewayResult | None:
+        check_order_number(order_id)
+        listing = self._commit("GET", "transactions", params={"order_number": order_id, "type": "payment"})
+        values = listing.get("values") if listing.get("object") == "list" else None
+        live = [t for t in values or [] if isinstance(t, dict) and self._is_live_payment(t, order_id)]
+        if len(live) > 1:
+            log.warning("Payload holds %d live payments for order %s; using the first", len(live), order_id)
+        return result_from(live[0], "sale") if live else None
+
+    def cancel_payment(self, order_id: str) -> GatewayResult | None:
+        found = self.find_payment(order_id)
+        if found is None:
+            return None
+        return self._void({"id": found.transaction_id, "amount": found.amount})
+
+    def verify_credentials(self) -> None:
+        # A one-row search of this processing account's transactions: read-only, charges nobody.
+        self._commit("GET", "transactions", params={"processing_id": self.processing_id, "limit": "1"})
+
+    @staticmethod
+    def scrub(transcript: str) -> str:
+        fields = PayloadGateway.SECRET_FIELDS
+        return scrub_transcript(transcript, json_fields=fields, form_fields=fields)
+
+    def _void(self, payment: Body) -> GatewayResult:
+        voided = self._commit("PUT", f"transactions/{quote(str(payment['id']), safe='')}", {"status": "voided"})
+        if voided.get("status") != "voided":
+            raise OutcomeUnknown(
+                f"Payload answered a void with status {voided.get('status')!r}",
+                code="unexpected_status",
+                http_status=200,
+            )
+        return result_from(voided, "void", amount_from(voided) or amount_from(payment))
+
+    def _is_live_payment(self, transaction: Body, order_id: str) -> bool:
+        return (
+            transaction.get("order_number") == order_id
+            and transaction.get("status") in self.approved_statuses
+            and transaction.get("processing_id") in (None, self.processing_id)
+        )
+
+    def _commit(
+        self, method: str, path: str, body: Body | None = None, params: Mapping[str, str] | None = None
+    ) -> Body:
+        url = f"{self.context.base_url.rstrip('/')}/{path}"
+        reply = self._http().send(method, url, auth=(self.credentials["apiKey"], ""), json=body, params=params)
+        if 200 <= reply.status < 300:
+            if not isinstance(reply.json, dict):
+                raise OutcomeUnknown(
+                    "Payload answered with an unexpected body", code="unreadable_response", http_status=reply.status
+                )
+            return reply.json
+        error: Body = reply.json if isinstance(reply.json, dict) else {}
+        error_type = str(error.get("error_type") or "")
+        code, status = error_type or str(reply.status), reply.status
+        if error_type == "TransactionDeclined" and isinstance(error.get("details"), dict):
+            raise declined_from(error["details"], reply.status)
+        if reply.status in (401, 403):
+            raise CredentialsRejected(
+                "Payload did not accept the merchant's API key or processing id", code=code, http_status=status
+            )
+        if reply.status == 404:
+            raise TransactionNotFound(
+                f"Payload has no such transaction for this key ({path})", code=code, http_status=status
+            )
+        if reply.status == 429:
+            # Payload refused before doing anything: as safe to retry later as an unreachable host.
+            raise GatewayUnreachable(
+                "Payload rate limit reached; nothing was done", code="rate_limited", http_status=429
+            )
+        raise RequestRejected(error_message_from(error, status), code=code, http_status=status)
+
+    def _approved(self, transaction: Body) -> Body:
+        status = transaction.get("status")
+        if status in self.approved_statuses:
+            return transaction
+        if status == "declined":
+            raise declined_from(transaction, 200)
+        raise OutcomeUnknown(
+            f"Payload answered with transaction status {status!r}", code="unexpected_status", http_status=200
+        )
+
+    def _http(self) -> HttpPool:
+        if self.context.http is None:
+            raise ValueError("Payload needs an HttpPool in its GatewayContext")
+        return self.context.http
+
+
+def json_amount(amount: Decimal) -> float:
+    """`amount` as the JSON number Payload expects. Python's float repr is the shortest string that
+    reads back as the same float, so 19.99 goes on the wire as 19.99, never 19.989999..."""
+    try:
+        exact = amount.is_finite() and amount > 0 and amount == amount.quantize(CENT)
+    except InvalidOperation:
+        exact = False
+    if not exact:
+        raise RequestRejected(f"amount {amount} is not a positive amount in cents", code="amount")
+    return float(format(amount.quantize(CENT), "f"))
+
+
+def card_payment_method(card: Card, billing: BillingAddress) -> Body:
+    method: Body = {"type": "card"}
+    if billing.postal_code:
+        method["billing_address"] = {"postal_code": billing.postal_code}
+    method["card"] = {
+        "card_number": card.number,
+        "expiry": f"{card.exp_month:02d}/{card.exp_year % 100:02d}",
+        "card_code": card.cvv,
+    }
+    return method
+
+
+def add_description(body: Body, comment: str | None) -> None:
+    if comment:
+        body["description"] = comment[: PayloadGateway.DESCRIPTION_LIMIT]
+
+
+def check_order_number(order_id: str) -> None:
+    if not ORDER_NUMBER.fullmatch(order_id):
+        raise RequestRejected(
+            "order id must be 1-64 letters, digits or ._:~- starting with a letter or digit", code="order_number"
+        )
+
+
+def check_refundable(payment: Mapping[str, Any]) -> None:
+    if payment.get("type") not in (None, "payment"):
+        raise RequestRejected(
+            f"transaction {payment.get('id')} is a {payment.get('type')}, not a payment", code="not_a_payment"
+        )
+    status = payment.get("status")
+    if status == "voided":
+        raise NotRefundable("payment already voided", code="voided", http_status=200)
+    if status not in PayloadGateway.approved_statuses:
+        raise NotRefundable(f"payment is {status}; there is nothing to refund", code=str(status), http_status=200)
+
+
+def is_settled(payment: Mapping[str, Any]) -> bool:
+    # Voidable while funding is pending; once batched only a refund gives money back.
+    return payment.get("funding_status") not in (None, "pending")
+
+
+def amount_from(transaction: Mapping[str, Any]) -> Decimal | None:
+    try:
+        return Decimal(str(transaction["amount"])).quantize(CENT)
+    except (KeyError, InvalidOperation):
+        return None
+
+
+def result_from(transaction: Mapping[str, Any], action: Action, amount: Decimal | None = None) -> GatewayResult:
+    status = str(transaction.get("status") or "")
+    return GatewayResult(
+        transaction_id=str(transaction.get("id") or ""),
+        action=action,
+        code=str(transaction.get("status_code") or status),
+        message=str(transaction.get("status_message") or status),
+        http_status=200,
+        amount=amount if amount is not None else amount_from(transaction),
+    )
+
+
+def declined_from(transaction: Mapping[str, Any], http_status: int) -> Declined:
+    code = str(transaction.get("status_code") or "declined")
+    return Declined(
+        str(transaction.get("status_message") or f"declined: {code}"),
+        code=code,
+        http_status=http_status,
+        standard=PayloadGateway.standard_errors.get(code, StandardError.DECLINED),
+        transaction_id=transaction.get("id"),
+    )
+
+
+def error_message_from(error: Mapping[str, Any], status: int) -> str:
+    parts = [str(error.get("error_type") or f"HTTP {status}")]
+    if error.get("error_description"):
+        parts.append(str(error["error_description"]))
+    if isinstance(error.get("details"), dict) and error["details"]:
+        parts.append(", ".join(f"{key}: {value}" for key, value in error["details"].items()))
+    return "Payload refused the request: " + "; ".join(parts)

@@ -1,0 +1,256 @@
+"""A stateful fake of the Payload REST API (gateway reference §2.9).
+
+    with PayloadFake(accounts={"test_secret_key_A": "acct_A"}) as fake:
+        gateway = PayloadGateway({"apiKey": "test_secret_key_A", "processingId": "acct_A"},
+                                 GatewayContext(1001, fake.base_url, pool))
+        ...
+        fake.requests            # every RecordedRequest (see tests/fakes/_server.py)
+        fake.transactions        # id -> PayloadTxn (copy)
+        fake.live_charges()      # processed/authorized payments, per processing_id if given
+        fake.auth_failures       # requests answered 401 or 403
+        fake.settle_all(); fake.settle(txn_id)     # funding_status pending -> batched
+        fake.set_fault("drop", match="POST /transactions")
+
+Constructor: `accounts` {api_key: processing_id}. `base_url` has no trailing slash; payload-api's
+Session needs `fake.base_url + "/"`.
+
+Routes: POST /transactions (type payment or refund), PUT /transactions/{id}, GET /transactions/{id},
+GET /transactions?order_number=&type=&status=&processing_id= ({"object":"list","values":[...]}).
+Auth: Basic (key, "") or Bearer key, else 401 Unauthorized; a payment for a processing_id that is not
+the key's gets 403 Forbidden; another key's transactions are 404. JSON and bracketed form bodies.
+Success is always HTTP 200 with "object":"transaction" (payload-api treats 201 as an error).
+
+Rules: payments start processed/approved with funding_status pending; void (PUT status=voided) only
+while pending; refunds (with ledger[0].assoc_transaction_id) only once batched and never above what
+is left. Cards 4111111111119900..9909 and 4000000000000002 decline with HTTP 400 TransactionDeclined.
+
+Faults: "slow", "drop", "http500" as in FakeServer.set_fault.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tests.fakes._server import FakeServer, RecordedRequest, Reply
+
+CENT = Decimal("0.01")
+DECLINE_CARDS = {
+    "4111111111119900": "card_expired",
+    "4111111111119901": "duplicate_attempt",
+    "4111111111119902": "exceeded_limit",
+    "4111111111119903": "general_decline",
+    "4111111111119904": "insufficient_bal",
+    "4111111111119905": "invalid_card_code",
+    "4111111111119906": "invalid_card_number",
+    "4111111111119907": "invalid_zip",
+    "4111111111119908": "suspicious_activity",
+    "4111111111119909": "too_many_attempts",
+    "4000000000000002": "general_decline",
+}
+
+
+@dataclass
+class PayloadTxn:
+    id: str
+    type: str
+    processing_id: str
+    amount: Decimal
+    status: str
+    status_code: str
+    status_message: str
+    funding_status: str = "pending"
+    order_number: str | None = None
+    description: str | None = None
+    last_four: str = ""
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    refunded: Decimal = Decimal(0)
+
+    @property
+    def live(self) -> bool:
+        return self.type == "payment" and self.status in ("processed", "authorized")
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "object": "transaction",
+            "id": self.id,
+            "type": self.type,
+            "amount": self.amount,
+            "status": self.status,
+            "status_code": self.status_code,
+            "status_message": self.status_message,
+            "funding_status": self.funding_status,
+            "processing_id": self.processing_id,
+            "order_number": self.order_number,
+            "description": self.description,
+            "ledger": self.ledger,
+            "payment_method": {
+                "object": "payment_method",
+                "type": "card",
+                "card": {"card_number": "xxxxxxxxxxxx" + self.last_four},
+            },
+        }
+        return body
+
+
+class PayloadFake(FakeServer):
+    def __init__(self, accounts: dict[str, str]) -> None:
+        super().__init__()
+        self.accounts = dict(accounts)
+        self.auth_failures = 0
+        self._transactions: dict[str, PayloadTxn] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def transactions(self) -> dict[str, PayloadTxn]:
+        with self.lock:
+            return {key: replace(txn) for key, txn in self._transactions.items()}
+
+    def live_charges(self, processing_id: str | None = None) -> list[PayloadTxn]:
+        return [t for t in self.transactions.values() if t.live and processing_id in (None, t.processing_id)]
+
+    def settle_all(self) -> None:
+        with self.lock:
+            for txn in self._transactions.values():
+                if txn.status in ("processed", "authorized"):
+                    txn.funding_status = "batched"
+
+    def settle(self, txn_id: str) -> None:
+        with self.lock:
+            self._transactions[txn_id].funding_status = "batched"
+
+    def server_error(self) -> Reply:
+        return error(500, "InternalServerError", "internal error")
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        key = request.basic_auth[0] if request.basic_auth else request.bearer
+        if key not in self.accounts:
+            with self.lock:
+                self.auth_failures += 1
+            return error(401, "Unauthorized", "invalid API key")
+        account = self.accounts[key]
+        parts = [p for p in request.path.split("/") if p]
+        if not parts or parts[0] != "transactions" or len(parts) > 2:
+            return error(404, "NotFound", "no such endpoint")
+        body = request.body if isinstance(request.body, dict) else {}
+        with self.lock:
+            if len(parts) == 1 and request.method == "POST":
+                return self._create(body, account)
+            if len(parts) == 1 and request.method == "GET":
+                return self._search(request.query, account)
+            txn = self._transactions.get(parts[1])
+            if txn is None or txn.processing_id != account:
+                return error(404, "NotFound", "transaction not found")
+            if request.method == "GET":
+                return Reply(200, txn.as_json())
+            if request.method == "PUT":
+                return self._update(txn, body)
+        return error(404, "NotFound", "no such endpoint")
+
+    def _create(self, body: dict[str, Any], account: str) -> Reply:
+        amount = parse_amount(body.get("amount"))
+        if amount is None:
+            return error(400, "InvalidAttributes", "amount", {"amount": "required"})
+        kind = body.get("type")
+        processing_id = str(body.get("processing_id") or account)
+        if processing_id != account:
+            with self.lock:
+                self.auth_failures += 1
+            return error(403, "Forbidden", "processing_id does not belong to this key")
+        if kind == "payment":
+            return self._payment(body, amount, account)
+        if kind == "refund":
+            return self._refund(body, amount, account)
+        return error(400, "InvalidAttributes", "type", {"type": "invalid"})
+
+    def _payment(self, body: dict[str, Any], amount: Decimal, account: str) -> Reply:
+        method = body.get("payment_method")
+        method = method if isinstance(method, dict) else {}
+        card = method.get("card")
+        card = card if isinstance(card, dict) else {}
+        number = str(card.get("card_number") or "").replace(" ", "")
+        if not number or not card.get("expiry"):
+            details = {"payment_method": "card_number and expiry required"}
+            return error(400, "InvalidAttributes", "payment_method", details)
+        txn = PayloadTxn(
+            id=self._next_id(),
+            type="payment",
+            processing_id=account,
+            amount=amount,
+            status="processed",
+            status_code="approved",
+            status_message="Transaction approved",
+            order_number=body.get("order_number"),
+            description=body.get("description"),
+            last_four=number[-4:],
+        )
+        self._transactions[txn.id] = txn
+        if number in DECLINE_CARDS:
+            txn.status, txn.status_code, txn.status_message = "declined", DECLINE_CARDS[number], "Card declined"
+            return error(400, "TransactionDeclined", "Card declined", txn.as_json())
+        return Reply(200, txn.as_json())
+
+    def _refund(self, body: dict[str, Any], amount: Decimal, account: str) -> Reply:
+        ledger = body.get("ledger")
+        entry = ledger[0] if isinstance(ledger, list) and ledger and isinstance(ledger[0], dict) else {}
+        original = self._transactions.get(str(entry.get("assoc_transaction_id") or ""))
+        if original is None or original.processing_id != account or not original.live:
+            return error(400, "InvalidAttributes", "ledger", {"ledger": "no refundable payment referenced"})
+        if original.funding_status == "pending":
+            return error(400, "InvalidAttributes", "ledger", {"ledger": "payment not yet settled; void it instead"})
+        if original.refunded + amount > original.amount:
+            return error(400, "InvalidAttributes", "amount", {"amount": "exceeds the refundable amount"})
+        txn = PayloadTxn(
+            id=self._next_id(),
+            type="refund",
+            processing_id=account,
+            amount=amount,
+            status="processed",
+            status_code="approved",
+            status_message="Transaction approved",
+            order_number=body.get("order_number"),
+            description=body.get("description"),
+            last_four=original.last_four,
+            ledger=[{"assoc_transaction_id": original.id, "amount": amount}],
+        )
+        original.refunded += amount
+        self._transactions[txn.id] = txn
+        return Reply(200, txn.as_json())
+
+    def _update(self, txn: PayloadTxn, body: dict[str, Any]) -> Reply:
+        if body.get("status") != "voided":
+            return error(400, "InvalidAttributes", "status", {"status": "only voided is supported"})
+        if not txn.live:
+            return error(400, "InvalidAttributes", "status", {"status": f"cannot void a {txn.status} transaction"})
+        if txn.funding_status != "pending":
+            return error(400, "InvalidAttributes", "status", {"status": "payment already settled; refund it instead"})
+        txn.status, txn.status_code, txn.status_message = "voided", "voided", "Transaction voided"
+        return Reply(200, txn.as_json())
+
+    def _search(self, query: dict[str, str], account: str) -> Reply:
+        filters = {k: v for k, v in query.items() if k in ("order_number", "type", "status", "processing_id")}
+        found = [
+            t.as_json()
+            for t in self._transactions.values()
+            if t.processing_id == account and all(str(t.as_json().get(k)) == v for k, v in filters.items())
+        ]
+        return Reply(200, {"object": "list", "values": found})
+
+    def _next_id(self) -> str:
+        return f"txn_{next(self._ids):04d}{secrets.token_hex(4)}"
+
+
+def parse_amount(value: Any) -> Decimal | None:
+    try:
+        amount = Decimal(str(value)).quantize(CENT)
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount > 0 else None
+
+
+def error(status: int, error_type: str, description: str, details: dict[str, Any] | None = None) -> Reply:
+    body = {"object": "error", "error_type": error_type, "error_description": description, "details": details or {}}
+    return Reply(status, body)

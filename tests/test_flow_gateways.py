@@ -1,0 +1,323 @@
+"""CardConnect and Payload end to end through `main(req)`, against their stateful fakes.
+
+The fakes check each request's credentials against its merchant and record the exact wire request,
+so these tests see what the monolith's call turns into at the gateway.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import runtime
+from shared.credentials import CachedCredentialStore, format_secret
+from shared.flow import PaymentService
+from shared.reconcile import Decision, reconcile_unknown
+from tests.conftest import LeakGuard
+from tests.fakes import CardConnectFake, PayloadFake
+from tests.fakes.keyvault import FakeKeyVault
+from tests.gateways.helpers import basic
+from tests.support import (
+    install_service,
+    make_settings,
+    new_meta,
+    pay,
+    payment_body,
+    refund,
+    refund_body,
+    write_credentials,
+)
+
+CC_ACCOUNT, PL_ACCOUNT = 2001, 3001
+CC_MID, CC_USER, CC_PASSWORD = "496160873888", "cc-tenant-user", "cc-tenant-password-1"
+PL_KEY, PL_PROCESSING = "test_secret_key_tenantA1", "acct_tenantA"
+CC_CREDENTIALS = {"Login": CC_USER, "password": CC_PASSWORD, "MERCHANTID": CC_MID}  # labels and case vary
+PL_CREDENTIALS = {"apiKey": PL_KEY, "processingId": PL_PROCESSING}
+
+
+@dataclass
+class Gateways:
+    cc: CardConnectFake
+    pl: PayloadFake
+    service: PaymentService
+    tmp_path: Path
+
+
+@pytest.fixture
+def gateways(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[Gateways]:
+    leak_guard.watch(CC_PASSWORD, PL_KEY, "987", "1239")
+    with CardConnectFake(merchants={CC_MID: (CC_USER, CC_PASSWORD)}) as cc, PayloadFake(
+        accounts={PL_KEY: PL_PROCESSING}
+    ) as pl:
+        settings = make_settings(
+            tmp_path, cardconnect_url=cc.base_url, payload_api_url=pl.base_url, gateway_timeout_seconds=0.5
+        )
+        write_credentials(
+            settings.local_credentials_file,
+            {
+                CC_ACCOUNT: {"gatewayTypeId": 2, "credentials": CC_CREDENTIALS},
+                PL_ACCOUNT: {"gatewayTypeId": 1, "credentials": PL_CREDENTIALS},
+            },
+        )
+        service = install_service(settings)
+        yield Gateways(cc, pl, service, tmp_path)
+        runtime.install(None)
+
+
+def cc_payment(**changes: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {"gatewayTypeId": 2, "gatewayTypeName": "CardConnect", "merchantAccountId": CC_ACCOUNT,
+                              "account": "4788250000121443"}
+    return payment_body(**{**fields, **changes})
+
+
+def pl_payment(**changes: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {"gatewayTypeId": 1, "gatewayTypeName": "Payload", "merchantAccountId": PL_ACCOUNT}
+    return payment_body(**{**fields, **changes})
+
+
+def order_id(meta: dict[str, Any]) -> str:
+    return "BVP" + uuid.UUID(meta["transactionId"]).hex
+
+
+def test_cardconnect_sale_exact_wire_request(gateways: Gateways) -> None:
+    meta = new_meta()
+    paid = pay(cc_payment(amount=19.99, street="1 College Ave", city="Springfield", state="OR", country="US"), meta)
+    assert paid.status == 200, paid.body
+    sale = [r for r in gateways.cc.requests if r.path.endswith("/auth")]
+    assert len(sale) == 1
+    assert sale[0].method == "PUT"
+    assert sale[0].headers["Authorization"] == basic(CC_USER, CC_PASSWORD)
+    assert sale[0].body == {
+        "merchid": CC_MID,
+        "orderid": order_id(meta),
+        "amount": "19.99",
+        "currency": "USD",
+        "account": "4788250000121443",
+        "expiry": "1239",
+        "cvv2": "987",
+        "name": "Ada Learner",
+        "address": "1 College Ave",
+        "city": "Springfield",
+        "region": "OR",
+        "country": "US",
+        "postal": "97201",
+        "ecomind": "E",
+        "capture": "Y",
+        "userfields": [{"comment": "Course 101"}],
+    }
+    assert paid.detail["paymentTransactionId"] in gateways.cc.transactions
+    assert paid.detail["statusCode"] == "00"
+
+
+def test_cardconnect_decline_void_and_refunds(gateways: Gateways) -> None:
+    declined = pay(cc_payment(account="4387751111111053"))
+    assert declined.status == 400
+    assert (declined.detail["statusCode"], declined.detail["errorCode"]) == ("NU", "insufficient_funds")
+    assert declined.detail["responseMessage"] == "Insufficient funds"
+
+    first = pay(cc_payment(amount=50)).detail["paymentTransactionId"]
+    voided = refund(refund_body(first, gatewayTypeId=2, merchantAccountId=CC_ACCOUNT))
+    assert voided.status == 200 and voided.detail["responseDetail"].startswith("Payment voided")
+    assert gateways.cc.requests[-1].path.endswith("/void")
+    assert gateways.cc.requests[-1].body == {"merchid": CC_MID, "retref": first}
+
+    second = pay(cc_payment(amount=50)).detail["paymentTransactionId"]
+    early_partial = refund(refund_body(second, gatewayTypeId=2, merchantAccountId=CC_ACCOUNT, amount=10))
+    assert early_partial.status == 409
+    gateways.cc.settle_all()
+    partial = refund(refund_body(second, gatewayTypeId=2, merchantAccountId=CC_ACCOUNT, amount=10))
+    assert partial.status == 200 and partial.detail["responseDetail"] == "Refund approved"
+    refund_wire = gateways.cc.requests[-1]
+    assert refund_wire.path.endswith("/refund")
+    assert refund_wire.body["retref"] == second and refund_wire.body["amount"] == "10.00"
+
+    unknown = refund(refund_body("999999999999", gatewayTypeId=2, merchantAccountId=CC_ACCOUNT))
+    assert unknown.status == 404
+
+
+def test_payload_sale_decline_void_and_refund(gateways: Gateways) -> None:
+    meta = new_meta()
+    paid = pay(pl_payment(amount=19.99), meta)
+    assert paid.status == 200, paid.body
+    wire = gateways.pl.requests[-1]
+    assert (wire.method, wire.path) == ("POST", "/transactions")
+    assert wire.basic_auth == (PL_KEY, "")
+    assert '"amount": 19.99,' in wire.raw_body  # a JSON number with no float noise
+    assert wire.body == {
+        "amount": Decimal("19.99"),
+        "processing_id": PL_PROCESSING,
+        "description": "Course 101",
+        "order_number": order_id(meta),
+        "payment_method": {
+            "type": "card",
+            "card": {"card_number": "4242424242424242", "expiry": "12/39", "card_code": "987"},
+            "billing_address": {"postal_code": "97201"},
+        },
+        "type": "payment",
+    }
+    # Payload's per-reason test cards (4111111111119900-9909) are not Luhn-valid except ...9908, so
+    # this service refuses them with 422 before any gateway call; the generic decline card passes.
+    declined = pay(pl_payment(account="4000000000000002"))
+    assert declined.status == 400
+    assert (declined.detail["statusCode"], declined.detail["errorCode"]) == ("general_decline", "declined")
+    suspicious = pay(pl_payment(account="4111111111119908"))
+    assert (suspicious.status, suspicious.detail["statusCode"]) == (400, "suspicious_activity")
+
+    payment_id = paid.detail["paymentTransactionId"]
+    voided = refund(refund_body(payment_id, gatewayTypeId=1, merchantAccountId=PL_ACCOUNT))
+    assert voided.status == 200
+    assert (gateways.pl.requests[-1].method, gateways.pl.requests[-1].body) == ("PUT", {"status": "voided"})
+
+    second = pay(pl_payment(amount=30)).detail["paymentTransactionId"]
+    gateways.pl.settle_all()
+    partial = refund(refund_body(second, gatewayTypeId=1, merchantAccountId=PL_ACCOUNT, amount=12.5))
+    assert partial.status == 200
+    assert gateways.pl.requests[-1].body["ledger"] == [{"assoc_transaction_id": second}]
+    assert gateways.pl.requests[-1].body["amount"] == Decimal("12.5")
+
+
+def test_wrong_stored_credentials_are_503_and_never_echoed(gateways: Gateways) -> None:
+    write_credentials(
+        gateways.service.settings.local_credentials_file,
+        {CC_ACCOUNT: {"gatewayTypeId": 2, "credentials": {**CC_CREDENTIALS, "password": "stale-password-x"}}},
+    )
+    rejected = pay(cc_payment())
+    assert rejected.status == 503
+    assert rejected.detail["statusCode"] == "credentials_rejected"
+    assert rejected.detail["gatewayHttpStatusCode"] == 401
+    assert "stale-password-x" not in rejected.text
+    assert gateways.cc.live_charges() == []
+
+
+def test_rotated_key_vault_secret_is_used_at_once_after_the_gateway_rejects_the_old_one(
+    gateways: Gateways,
+) -> None:
+    vault = FakeKeyVault()
+    name = f"merchant-account-{CC_ACCOUNT}"
+    vault.set(name, format_secret(2, {**CC_CREDENTIALS, "password": "old-password-v1"}))
+    store = CachedCredentialStore(vault.client().load, ttl_seconds=3600)
+    settings = gateways.service.settings
+    install_service(settings, credentials=store)
+    assert pay(cc_payment()).status == 503  # v1 is wrong and nothing newer exists: nothing to retry
+    vault.set(name, format_secret(2, CC_CREDENTIALS))  # security rotates
+    paid = pay(cc_payment())
+    assert paid.status == 200, paid.body
+    assert vault.reads(name) == 3  # first load, refresh finding v1 again, refresh finding v2
+    assert len(gateways.cc.live_charges()) == 1
+
+
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+@pytest.mark.parametrize("fault", ["slow", "drop"])
+def test_charge_answered_after_our_timeout_is_unknown_then_the_retry_finds_it(
+    gateways: Gateways, gateway: str, fault: str
+) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    body = cc_payment() if gateway == "cardconnect" else pl_payment()
+    match = "PUT /cardconnect/rest/auth" if gateway == "cardconnect" else "POST /transactions"
+    fake.set_fault(fault, seconds=1.5, match=match)
+    meta = new_meta()
+
+    first = pay(body, meta)
+    assert first.status == 502
+    assert first.detail["statusCode"] == "outcome_unknown"
+    assert len(fake.live_charges()) == 1  # the gateway did charge
+
+    retried = pay(body, meta)
+    assert retried.status == 200, retried.body
+    live = fake.live_charges()
+    assert len(live) == 1
+    found_id = live[0].retref if gateway == "cardconnect" else live[0].id
+    assert retried.detail["paymentTransactionId"] == found_id
+    sales = [r for r in fake.requests if r.method in ("PUT", "POST") and r.path.endswith(("/auth", "/transactions"))]
+    assert len(sales) == 1  # the retry looked the charge up instead of charging again
+
+
+def test_cardconnect_respstat_b_is_unknown_not_a_decline(gateways: Gateways) -> None:
+    gateways.cc.set_fault("respstat_b", carry_out=True, match="PUT /cardconnect/rest/auth")
+    meta = new_meta()
+    assert pay(cc_payment(), meta).detail["statusCode"] == "outcome_unknown"
+    assert pay(cc_payment(), meta).status == 200
+    assert len(gateways.cc.live_charges()) == 1
+
+
+def test_connection_refused_is_a_plain_retryable_failure(gateways: Gateways) -> None:
+    from tests.fakes import unused_local_url
+
+    settings = make_settings(gateways.tmp_path, cardconnect_url=unused_local_url() + "/cardconnect/rest")
+    install_service(settings)
+    meta = new_meta()
+    first = pay(cc_payment(), meta)
+    assert first.status == 503
+    assert first.detail["statusCode"] == "gateway_unreachable"
+    assert first.headers["Retry-After"]
+    install_service(gateways.service.settings)
+    assert pay(cc_payment(), meta).status == 200  # the key was released: the retry charges once
+
+
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+def test_unknown_charge_nobody_retries_is_voided_by_the_reconciler(gateways: Gateways, gateway: str) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    body = cc_payment() if gateway == "cardconnect" else pl_payment()
+    match = "PUT /cardconnect/rest/auth" if gateway == "cardconnect" else "POST /transactions"
+    fake.set_fault("drop", match=match)
+    assert pay(body).status == 502
+    assert len(fake.live_charges()) == 1
+    outcomes = reconcile_unknown(runtime.service(), now=time.time() + 601)
+    assert [o.decision for o in outcomes] == [Decision.VOIDED]
+    assert fake.live_charges() == []
+
+
+def test_four_merchants_thirty_two_threads_through_the_functions(gateways: Gateways, tmp_path: Path) -> None:
+    import threading
+
+    merchants = {f"49616087380{n}": (f"user-{n}", f"password-{n}") for n in range(4)}
+    keys = {f"test_secret_key_m{n}": f"acct_m{n}" for n in range(4)}
+    with CardConnectFake(merchants=merchants) as cc, PayloadFake(accounts=keys) as pl:
+        settings = make_settings(tmp_path / "m", cardconnect_url=cc.base_url, payload_api_url=pl.base_url)
+        (tmp_path / "m").mkdir()
+        accounts: dict[int, dict[str, Any]] = {}
+        for n, (mid, (user, password)) in enumerate(merchants.items()):
+            accounts[4000 + n] = {"gatewayTypeId": 2, "credentials": {"username": user, "password": password,
+                                                                      "merchantId": mid}}
+        for n, (key, processing) in enumerate(keys.items()):
+            accounts[5000 + n] = {"gatewayTypeId": 1, "credentials": {"apiKey": key, "processingId": processing}}
+        write_credentials(settings.local_credentials_file, accounts)
+        install_service(settings)
+        results: list[int] = []
+        sent: dict[str, int] = {}  # our order id -> merchant account it was sent for
+        barrier = threading.Barrier(32)
+
+        def worker(i: int) -> None:
+            barrier.wait()
+            for _ in range(2):
+                meta = new_meta()
+                n = (i // 2) % 4
+                body = cc_payment(merchantAccountId=4000 + n) if i % 2 else pl_payment(merchantAccountId=5000 + n)
+                sent[order_id(meta)] = body["merchantAccountId"]
+                results.append(pay(body, meta).status)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results.count(200) == 64
+        assert cc.auth_failures == 0 and pl.auth_failures == 0
+        cc_mid_of = {4000 + n: mid for n, mid in enumerate(merchants)}
+        pl_account_of = {5000 + n: processing for n, processing in enumerate(keys.values())}
+        cc_charges = cc.live_charges()
+        pl_charges = pl.live_charges()
+        assert len(cc_charges) == len(pl_charges) == 32
+        for charge in cc_charges:
+            assert charge.merchid == cc_mid_of[sent[charge.orderid]]
+        for txn in pl_charges:
+            assert txn.processing_id == pl_account_of[sent[txn.order_number]]
+        for mid in merchants:
+            assert len(cc.live_charges(mid)) == 8
