@@ -14,6 +14,7 @@ import re
 import ssl
 import threading
 import time
+import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -106,13 +107,15 @@ class HttpPool:
                 timeout=(self.timeouts.connect, self.timeouts.read),
                 allow_redirects=False,
             )
-            text = response.text
+            # JSON is UTF-8 (RFC 8259); response.text would guess the charset with a detector.
+            text = response.content.decode("utf-8", errors="replace")
         except requests.RequestException as error:
             self._record(prepared, f"(no response: {type(error).__name__})")
             raise _classify(error, method, host) from error
         elapsed_ms = (time.monotonic() - started) * 1000
         log.debug("%s %s -> HTTP %d in %.0f ms", method, host, response.status_code, elapsed_ms)
-        self._record(prepared, f"HTTP {response.status_code}\n{_headers_text(response.headers.items())}\n\n{text}")
+        if self.transcript is not None:
+            self._record(prepared, f"HTTP {response.status_code}\n{_headers_text(response.headers.items())}\n\n{text}")
         reply = HttpReply(response.status_code, _parse_json(text), text)
         if reply.status == 408 or reply.status >= 500:
             raise OutcomeUnknown(
@@ -153,6 +156,10 @@ class HttpPool:
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
+        # Proxy settings are read once here rather than from the environment on every request
+        # (requests re-reads and re-parses os.environ per call when trust_env is on).
+        session.trust_env = False
+        session.proxies.update(urllib.request.getproxies())
         # No retries of any kind: a sale retried after the request left can charge twice.
         no_retries = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0, raise_on_status=False)
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_maxsize, max_retries=no_retries)

@@ -69,12 +69,16 @@ class SimulatorLedger:
         self._lock = threading.Lock()
         self._max_entries = max_entries
         self._payments: OrderedDict[str, SimulatedPayment] = OrderedDict()
+        self._by_order: dict[tuple[int, str], SimulatedPayment] = {}
 
     def add(self, payment: SimulatedPayment) -> None:
         with self._lock:
             self._payments[payment.transaction_id] = payment
+            self._by_order[(payment.merchant_account_id, payment.order_id)] = payment
             while len(self._payments) > self._max_entries:
-                self._payments.popitem(last=False)
+                _, evicted = self._payments.popitem(last=False)
+                if self._by_order.get((evicted.merchant_account_id, evicted.order_id)) is evicted:
+                    del self._by_order[(evicted.merchant_account_id, evicted.order_id)]
 
     def get(self, merchant_account_id: int, transaction_id: str) -> SimulatedPayment | None:
         with self._lock:
@@ -83,10 +87,7 @@ class SimulatorLedger:
 
     def by_order(self, merchant_account_id: int, order_id: str) -> SimulatedPayment | None:
         with self._lock:
-            for payment in self._payments.values():
-                if payment.merchant_account_id == merchant_account_id and payment.order_id == order_id:
-                    return payment
-        return None
+            return self._by_order.get((merchant_account_id, order_id))
 
     def payments(self, merchant_account_id: int) -> list[SimulatedPayment]:
         with self._lock:

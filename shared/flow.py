@@ -7,6 +7,7 @@ raises for anything a caller can send. Every call ends in exactly one audit line
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import json
@@ -86,7 +87,7 @@ class Answer:
     detail: Detail
     headers: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def body(self) -> str:
         return Envelope(detail=self.detail).to_json()
 
@@ -342,12 +343,9 @@ class PaymentService:
             logger.warning("idempotency record %s changed under this request", record.scope)
 
     def _fingerprint(self, operation: Operation, request: PaymentBody | RefundBody) -> str:
-        canonical = json.dumps(
-            [operation.value, request.model_dump(mode="json", exclude={"credentials"})],
-            sort_keys=True,
-            default=str,
-        )
-        return hmac.new(self._fingerprint_key(), canonical.encode(), hashlib.sha256).hexdigest()
+        # Field order is fixed by the model, so pydantic's JSON is canonical for a given request.
+        canonical = operation.value.encode() + b":" + request.model_dump_json(exclude={"credentials"}).encode()
+        return hmac.new(self._fingerprint_key(), canonical, hashlib.sha256).hexdigest()
 
     def _audit(self, meta: BVMeta | None, request: PaymentBody | RefundBody | None, answer: Answer) -> None:
         detail = answer.detail

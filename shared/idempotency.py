@@ -18,7 +18,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,17 +78,21 @@ def _encode_context(context: dict[str, Any]) -> str:
 
 _COLUMNS = "scope, fingerprint, state, created_at, updated_at, status, body, context, version"
 _SELECT = f"SELECT {_COLUMNS} FROM idempotency"  # noqa: S608 - constant column list, no input
-_INSERT = f"INSERT INTO idempotency ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"  # noqa: S608
+_INSERT = f"INSERT OR IGNORE INTO idempotency ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"  # noqa: S608
 
 
 class SqliteIdempotencyStore:
-    """For local runs and the devhost: one SQLite file; WAL and an immediate transaction per write
-    make the claim atomic across threads and processes on one machine."""
+    """For local runs and the devhost: one SQLite file in WAL mode. Each change is one statement
+    (INSERT OR IGNORE, UPDATE ... WHERE version = ?), atomic across threads and processes on one
+    machine."""
 
     def __init__(self, path: Path, clock: Any = time.time) -> None:
         self._path = path
         self._clock = clock
         self._local = threading.local()
+        # Threads of this process queue here instead of in SQLite's busy handler, which sleeps in
+        # steps of milliseconds when the database is locked.
+        self._write_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         setup = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
@@ -103,19 +106,21 @@ class SqliteIdempotencyStore:
         finally:
             setup.close()
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection, in autocommit mode: every statement below is a single atomic
+        statement, so no explicit transaction is needed."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            # WAL with synchronous=NORMAL survives a crash of the process (not of the machine)
+            # without an fsync per commit; this store is for local runs, Azure uses Table storage.
+            db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        return db
+
+    def _write(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
+        with self._write_lock:
+            return self._db().execute(sql, parameters)
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> Record:
@@ -125,58 +130,55 @@ class SqliteIdempotencyStore:
         )
 
     def claim(self, record: Record) -> tuple[bool, Record]:
-        with self._connection() as db:
-            existing = db.execute(_SELECT + " WHERE scope = ?", (record.scope,)).fetchone()
-            if existing is not None:
-                return False, self._row(existing)
-            db.execute(
-                _INSERT,
-                (
-                    record.scope, record.fingerprint, record.state.value, record.created_at,
-                    record.updated_at, record.status, record.body, _encode_context(record.context),
-                ),
-            )
-        return True, replace(record, version="1")
+        # One INSERT OR IGNORE is atomic on its own: whoever inserts first owns the key.
+        inserted = self._write(
+            _INSERT,
+            (
+                record.scope, record.fingerprint, record.state.value, record.created_at,
+                record.updated_at, record.status, record.body, _encode_context(record.context),
+            ),
+        ).rowcount
+        if inserted == 1:
+            return True, replace(record, version="1")
+        existing = self.get(record.scope)
+        if existing is None:  # released between our insert and our read: claim again
+            return self.claim(record)
+        return False, existing
 
     def transition(self, current: Record, **changes: Any) -> Record | None:
         updated = replace(current, **{"updated_at": self._clock(), **changes})
         new_version = str(int(current.version) + 1)
-        with self._connection() as db:
-            cursor = db.execute(
-                "UPDATE idempotency SET fingerprint = ?, state = ?, updated_at = ?, status = ?, body = ?,"
-                " context = ?, version = ? WHERE scope = ? AND version = ?",
-                (
-                    updated.fingerprint, updated.state.value, updated.updated_at, updated.status,
-                    updated.body, _encode_context(updated.context), int(new_version),
-                    current.scope, int(current.version),
-                ),
-            )
-            if cursor.rowcount != 1:
-                return None
+        cursor = self._write(
+            "UPDATE idempotency SET fingerprint = ?, state = ?, updated_at = ?, status = ?, body = ?,"
+            " context = ?, version = ? WHERE scope = ? AND version = ?",
+            (
+                updated.fingerprint, updated.state.value, updated.updated_at, updated.status,
+                updated.body, _encode_context(updated.context), int(new_version),
+                current.scope, int(current.version),
+            ),
+        )
+        if cursor.rowcount != 1:
+            return None
         return replace(updated, version=new_version)
 
     def release(self, current: Record) -> None:
-        with self._connection() as db:
-            db.execute(
-                "DELETE FROM idempotency WHERE scope = ? AND version = ?", (current.scope, int(current.version))
-            )
+        self._write(
+            "DELETE FROM idempotency WHERE scope = ? AND version = ?", (current.scope, int(current.version))
+        )
 
     def get(self, scope: str) -> Record | None:
-        with self._connection() as db:
-            row = db.execute(_SELECT + " WHERE scope = ?", (scope,)).fetchone()
+        row = self._db().execute(_SELECT + " WHERE scope = ?", (scope,)).fetchone()
         return None if row is None else self._row(row)
 
     def in_state(self, state: State, updated_before: float) -> Iterator[Record]:
-        with self._connection() as db:
-            rows = db.execute(
-                _SELECT + " WHERE state = ? AND updated_at < ?", (state.value, updated_before)
-            ).fetchall()
+        rows = self._db().execute(
+            _SELECT + " WHERE state = ? AND updated_at < ?", (state.value, updated_before)
+        ).fetchall()
         return iter([self._row(row) for row in rows])
 
     def purge(self, updated_before: float) -> int:
-        with self._connection() as db:
-            cursor = db.execute(
-                "DELETE FROM idempotency WHERE state = ? AND updated_at < ?",
-                (State.COMPLETED.value, updated_before),
-            )
-            return cursor.rowcount
+        cursor = self._write(
+            "DELETE FROM idempotency WHERE state = ? AND updated_at < ?",
+            (State.COMPLETED.value, updated_before),
+        )
+        return cursor.rowcount

@@ -1,0 +1,259 @@
+"""The benchmark behind the README's figures: `make bench` (python -m bench).
+
+In one run, against the CardConnect fake on loopback in its own process:
+
+- latency: `ProcessPayment.main(req)` in process, warm, against a direct `requests` call to the same
+  fake with the same body (median ratio, p50 and p99 of both);
+- per 100 warm requests: Key Vault reads (the real SecretClient over a counting transport) and new
+  TCP connections to the gateway;
+- throughput with 1 and with 16 threads when the gateway takes 50 ms;
+- import time of each function module in a fresh interpreter, and which SDKs that import loads;
+- memory growth (RSS) over 10,000 requests.
+
+Results go to stdout and to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+MERCHID, USER, PASSWORD = "496160873888", "bench-user", "bench-password"
+ACCOUNT = 2001
+TARGETS = {
+    "median_ratio": 1.3,
+    "thread_speedup": 12.0,
+    "key_vault_reads_per_100": 0,
+    "new_connections_per_100": 1,
+}
+LAZY_SDKS = ("azure.keyvault", "azure.data.tables", "azure.identity", "payload", "msal")
+
+
+@contextmanager
+def fake_gateway(delay: float = 0.0) -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.fake_gateway", MERCHID, USER, PASSWORD, "--delay", str(delay)],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.stdin.close()
+        process.wait(timeout=10)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Bench:
+    def __init__(self, base_url: str, workdir: Path) -> None:
+        from shared import runtime
+        from shared.credentials import CachedCredentialStore, format_secret
+        from shared.factory import GatewayFactory
+        from shared.flow import PaymentService
+        from shared.settings import Settings
+        from tests.fakes.keyvault import FakeKeyVault
+
+        self.vault = FakeKeyVault()
+        self.vault.set(
+            f"merchant-account-{ACCOUNT}",
+            format_secret(2, {"username": USER, "password": PASSWORD, "merchantId": MERCHID}),
+        )
+        settings = Settings(
+            credential_source="keyvault",
+            key_vault_url=self.vault.url,
+            cardconnect_url=base_url,
+            idempotency_sqlite_path=workdir / "idempotency.sqlite",
+        )
+        built = runtime.build_service(settings)
+        store = CachedCredentialStore(self.vault.client().load, settings.credential_cache_ttl_seconds)
+        self.service = PaymentService(
+            settings, GatewayFactory(settings, store, built.factory._http), built.idempotency,
+            runtime.fingerprint_key_source(settings),
+        )
+        runtime.install(self.service)
+        from ProcessPayment import main
+
+        self.main = main
+        self.base_url = base_url
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "gatewayTypeId": 2, "gatewayTypeName": "CardConnect", "merchantAccountId": ACCOUNT,
+            "account": "4788250000121443", "expDate": "1239", "cvv2": "123", "amount": 25.00,
+            "currencyType": 840, "userId": 42, "name": "Bench Learner", "zip": "97201", "comment": "bench",
+        }
+
+    def request(self) -> func.HttpRequest:
+        """What the monolith sends; built outside the timed part, which is `main(req)` alone."""
+        meta = {"transactionId": str(uuid.uuid4()), "universityId": 7, "userId": 42}
+        return func.HttpRequest(
+            "POST", "http://localhost/paymentGateway/processPayment",
+            headers={"BVMeta": json.dumps(meta)}, body=json.dumps(self.body()).encode(),
+        )
+
+    def pay(self) -> int:
+        return self.main(self.request()).status_code
+
+    def timed_pay(self, count: int) -> list[float]:
+        samples = []
+        for _ in range(count):
+            request = self.request()
+            start = time.perf_counter()
+            status = self.main(request).status_code
+            samples.append(time.perf_counter() - start)
+            assert status == 200, status
+        return samples
+
+    def connections(self) -> int:
+        pool = self.service.factory._http
+        return sum(
+            p.num_connections
+            for session in pool._sessions.values()
+            for adapter in session.adapters.values()
+            for p in adapter.poolmanager.pools._container.values()  # type: ignore[attr-defined]
+        )
+
+
+def direct_caller(base_url: str) -> Callable[[], int]:
+    session = requests.Session()
+    body = {
+        "merchid": MERCHID, "account": "4788250000121443", "expiry": "1239", "cvv2": "123", "amount": "25.00",
+        "currency": "USD", "name": "Bench Learner", "postal": "97201", "ecomind": "E", "capture": "Y",
+    }
+
+    def call() -> int:
+        body["orderid"] = "BVP" + uuid.uuid4().hex
+        return session.put(f"{base_url}/auth", json=body, auth=(USER, PASSWORD), timeout=(5, 40)).status_code
+
+    return call
+
+
+def timed(call: Callable[[], int], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        status = call()
+        samples.append(time.perf_counter() - start)
+        assert status == 200, status
+    return samples
+
+
+def throughput(call: Callable[[], int], threads: int, per_thread: int) -> float:
+    barrier = threading.Barrier(threads + 1)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            assert call() == 200
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in pool:
+        t.join()
+    return threads * per_thread / (time.perf_counter() - start)
+
+
+def import_report() -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    for module in ("ProcessPayment", "ProcessRefund", "ReconcileUnknown"):
+        code = (
+            "import sys, time, json; t = time.perf_counter(); import " + module + "; "
+            "elapsed = time.perf_counter() - t; "
+            f"print(json.dumps([elapsed, sorted({{m.split('.')[0] + '.' + m.split('.')[1] if m.startswith('azure.') "
+            f"and m.count('.') else m for m in sys.modules if m.startswith({LAZY_SDKS!r})}})]))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+        elapsed, loaded = json.loads(out.stdout)
+        report[module] = {"import_seconds": round(elapsed, 3), "lazy_sdks_loaded": loaded}
+    return report
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115 - audit lines are formatted as in production
+    results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as workdir:
+        with fake_gateway() as base_url:
+            bench = Bench(base_url, Path(workdir))
+            direct = direct_caller(base_url)
+            bench.timed_pay(50)
+            timed(direct, 50)
+            handler, baseline = [], []
+            for _ in range(5):  # interleaved rounds so drift hits both sides alike
+                handler += bench.timed_pay(100)
+                baseline += timed(direct, 100)
+            results["latency_ms"] = {
+                "handler_p50": round(statistics.median(handler) * 1000, 3),
+                "handler_p99": round(percentile(handler, 0.99) * 1000, 3),
+                "direct_p50": round(statistics.median(baseline) * 1000, 3),
+                "direct_p99": round(percentile(baseline, 0.99) * 1000, 3),
+            }
+            results["median_ratio"] = round(statistics.median(handler) / statistics.median(baseline), 3)
+
+            reads, connections = bench.vault.reads(), bench.connections()
+            timed(bench.pay, 100)
+            results["key_vault_reads_per_100"] = bench.vault.reads() - reads
+            results["new_connections_per_100"] = bench.connections() - connections
+
+            start_rss = None
+            for done in range(1, 10_001):
+                bench.pay()
+                if done == 1_000:
+                    start_rss = rss_mb()
+            assert start_rss is not None
+            results["memory_mb"] = {"after_1000": round(start_rss, 1), "after_10000": round(rss_mb(), 1),
+                                    "growth": round(rss_mb() - start_rss, 1)}
+
+        with fake_gateway(delay=0.05) as slow_url:
+            bench = Bench(slow_url, Path(workdir) / "slow")
+            timed(bench.pay, 5)
+            one = throughput(bench.pay, 1, 40)
+            sixteen = throughput(bench.pay, 16, 25)
+            results["throughput_rps"] = {"threads_1": round(one, 1), "threads_16": round(sixteen, 1)}
+            results["thread_speedup"] = round(sixteen / one, 2)
+
+    results["imports"] = import_report()
+    checks = {
+        "median_ratio": results["median_ratio"] <= TARGETS["median_ratio"],
+        "thread_speedup": results["thread_speedup"] >= TARGETS["thread_speedup"],
+        "key_vault_reads_per_100": results["key_vault_reads_per_100"] <= TARGETS["key_vault_reads_per_100"],
+        "new_connections_per_100": results["new_connections_per_100"] <= TARGETS["new_connections_per_100"],
+        "lazy_imports": all(not m["lazy_sdks_loaded"] for m in results["imports"].values()),
+        "memory_flat": results["memory_mb"]["growth"] <= 5.0,
+    }
+    results["targets_met"] = checks
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print("all targets met" if all(checks.values()) else f"targets missed: {[k for k, ok in checks.items() if not ok]}")
+
+
+if __name__ == "__main__":
+    main()
