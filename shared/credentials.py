@@ -133,6 +133,11 @@ class KeyVaultSecrets:
     def __init__(self, client: SecretClient) -> None:
         self._client = client
 
+    @property
+    def client(self) -> SecretClient:
+        """The underlying SecretClient, for operator tools that write and list secrets."""
+        return self._client
+
     @classmethod
     def connect(
         cls,
