@@ -8,6 +8,7 @@ card number cannot reach a response or a log through an error.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any
@@ -21,6 +22,8 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
+_MASKED_CARD = re.compile(r"[^0-9]*[0-9]{4}")
 
 CURRENCIES: dict[int, str] = {840: "USD", 124: "CAD", 826: "GBP", 978: "EUR"}
 """ISO 4217 numeric codes the monolith sends, and their alphabetic codes for the gateways."""
@@ -183,9 +186,8 @@ class RefundBody(_GatewayCall):
     @classmethod
     def _masked(cls, value: str | None) -> str | None:
         # Only the last four may be digits: a full card number here would be stored and logged.
-        if value is not None and (
-            len(value) < 4 or not value[-4:].isdigit() or any(c.isdigit() for c in value[:-4])
-        ):
+        # ASCII only: str.isdigit() also takes superscript, Arabic-Indic and fullwidth digits.
+        if value is not None and not (value.isascii() and _MASKED_CARD.fullmatch(value)):
             raise ValueError("must be masked, e.g. xxxxxxxxxxxx1111")
         return value
 

@@ -174,9 +174,9 @@ def _field_errors(error: ValidationError, prefix: str = "") -> list[dict[str, st
     errors: list[dict[str, str]] = []
     for item in error.errors(include_input=False, include_url=False, include_context=False):
         # The contract's fields are flat; deeper parts of a location are pydantic's union tags.
-        path = str(item["loc"][0]) if item["loc"] else "body"
+        path = str(item["loc"][0]) if item["loc"] else ""
         message = item["msg"].removeprefix("Value error, ")
-        entry = {"field": f"{prefix}.{path}" if prefix else path, "message": message}
+        entry = {"field": ".".join(part for part in (prefix, path) if part) or "body", "message": message}
         if entry["field"] not in {e["field"] for e in errors}:
             errors.append(entry)
     return errors
