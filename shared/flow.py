@@ -365,7 +365,10 @@ class PaymentService:
                     else audit.last_four_only(request.maskedCardNumber)
                 ),
             )
-        audit.write(meta=meta.model_dump() if meta else None, success=detail.success, data=data)
+        ids = None
+        if meta is not None:
+            ids = {"transactionId": meta.transactionId, "universityId": meta.universityId, "userId": meta.userId}
+        audit.write(meta=ids, success=detail.success, data=data)
 
 
 def _replay(record: Record) -> Answer:

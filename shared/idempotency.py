@@ -53,8 +53,9 @@ class IdempotencyStore(Protocol):
         ...
 
     def transition(self, current: Record, **changes: Any) -> Record | None:
-        """Replace `current` with `changes` applied if nobody changed it since it was read; the new
-        record, or None when another instance got there first."""
+        """Replace `current` with `changes` (state, status, body, updated_at) applied if nobody
+        changed it since it was read; the new record, or None when another instance got there first.
+        The scope, fingerprint and context never change after the claim."""
         ...
 
     def release(self, current: Record) -> None:
@@ -148,12 +149,12 @@ class SqliteIdempotencyStore:
     def transition(self, current: Record, **changes: Any) -> Record | None:
         updated = replace(current, **{"updated_at": self._clock(), **changes})
         new_version = str(int(current.version) + 1)
+        # The scope, fingerprint and context are fixed when the key is claimed.
         cursor = self._write(
-            "UPDATE idempotency SET fingerprint = ?, state = ?, updated_at = ?, status = ?, body = ?,"
-            " context = ?, version = ? WHERE scope = ? AND version = ?",
+            "UPDATE idempotency SET state = ?, updated_at = ?, status = ?, body = ?, version = ?"
+            " WHERE scope = ? AND version = ?",
             (
-                updated.fingerprint, updated.state.value, updated.updated_at, updated.status,
-                updated.body, _encode_context(updated.context), int(new_version),
+                updated.state.value, updated.updated_at, updated.status, updated.body, int(new_version),
                 current.scope, int(current.version),
             ),
         )
