@@ -12,12 +12,40 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 if TYPE_CHECKING:
     from gateways.http import HttpPool
     from shared.settings import Settings
+
+
+CENT = Decimal("0.01")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The card-number checksum; also how a digit run in text is recognised as a card number."""
+    if not (digits.isascii() and digits.isdigit()) or len(digits) < 2:
+        return False
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def whole_cents(amount: Decimal) -> Decimal:
+    """`amount` with exactly two places; anything but a positive whole number of cents is refused
+    before it can reach a gateway's wire."""
+    try:
+        exact = amount.is_finite() and amount > 0 and amount == amount.quantize(CENT)
+    except InvalidOperation:
+        exact = False
+    if not exact:
+        raise RequestRejected(f"amount {amount} is not a positive amount in cents", code="amount")
+    return amount.quantize(CENT)
 
 
 class StandardError(enum.StrEnum):
@@ -187,8 +215,17 @@ class Gateway(ABC):
     credential_fields: ClassVar[tuple[CredentialField, ...]]
 
     def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
+        missing = [spec.name for spec in self.credential_fields if not credentials.get(spec.name)]
+        if missing:
+            raise ValueError(f"{self.name} credentials lack {', '.join(missing)}")
         self.credentials = credentials
         self.context = context
+
+    @property
+    def http(self) -> HttpPool:
+        if self.context.http is None:
+            raise ValueError(f"{self.name} needs an HttpPool in its GatewayContext")
+        return self.context.http
 
     @classmethod
     def base_url(cls, settings: Settings) -> str:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from gateways.base import (
+    CENT,
     Action,
     BillingAddress,
     Card,
@@ -36,14 +37,15 @@ from gateways.base import (
     SaleRequest,
     StandardError,
     TransactionNotFound,
+    luhn_valid,
+    whole_cents,
 )
-from gateways.http import HttpPool, luhn_valid, scrub_transcript
+from gateways.http import scrub_transcript
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Body = dict[str, Any]
-CENT = Decimal("0.01")
 ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~-]{0,49}")
 
 
@@ -76,9 +78,6 @@ class CardConnectGateway(Gateway):
     SECRET_FIELDS = ("account", "cvv2", "expiry", "token", "username", "password")
 
     def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
-        missing = [f.name for f in self.credential_fields if not credentials.get(f.name)]
-        if missing:
-            raise ValueError(f"CardConnect credentials lack {', '.join(missing)}")
         super().__init__(credentials, context)
         self.merchid = credentials["merchantId"]
 
@@ -196,7 +195,7 @@ class CardConnectGateway(Gateway):
 
     def _commit(self, method: str, endpoint: str, body: Body | None = None) -> Any:
         url = f"{self.context.base_url.rstrip('/')}/{endpoint}"
-        reply = self._http().send(
+        reply = self.http.send(
             method, url, auth=(self.credentials["username"], self.credentials["password"]), json=body
         )
         if reply.status in (401, 403):
@@ -236,11 +235,6 @@ class CardConnectGateway(Gateway):
             raise refused(message_from(response), standard=standard, **details)
         # B ("retry"): the gateway could not reach the processor in time; the processor may still act.
         raise OutcomeUnknown(f"CardConnect could not tell the outcome: {message_from(response)}", **details)
-
-    def _http(self) -> HttpPool:
-        if self.context.http is None:
-            raise ValueError("CardConnect needs an HttpPool in its GatewayContext")
-        return self.context.http
 
 
 def add_money(post: Body, amount: Decimal, currency: str, supported: frozenset[str]) -> None:
@@ -286,13 +280,7 @@ def add_reference(post: Body, payment: Body) -> None:
 
 def format_amount(amount: Decimal) -> str:
     """Dollars with exactly two places: a string without a point would be read as cents."""
-    try:
-        exact = amount.is_finite() and amount > 0 and amount == amount.quantize(CENT)
-    except InvalidOperation:
-        exact = False
-    if not exact:
-        raise RequestRejected(f"amount {amount} is not a positive amount in cents", code="amount")
-    return format(amount.quantize(CENT), "f")
+    return format(whole_cents(amount), "f")
 
 
 def check_order_id(order_id: str) -> None:

@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from gateways.base import GatewayUnreachable, OutcomeUnknown
+from gateways.base import GatewayUnreachable, OutcomeUnknown, luhn_valid
 
 log = logging.getLogger(__name__)
 
@@ -252,15 +252,3 @@ def scrub_transcript(transcript: str, *, json_fields: Iterable[str] = (), form_f
     for name in form_fields:
         text = re.sub(rf"(?m)((?:^|[?&\[]){re.escape(name)}\]?=)[^&\s]*", rf"\g<1>{FILTERED}", text)
     return _DIGIT_RUN.sub(lambda m: FILTERED if luhn_valid(m.group()) else m.group(), text)
-
-
-def luhn_valid(digits: str) -> bool:
-    if not digits.isdigit() or len(digits) < 2:
-        return False
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from gateways.base import (
+    CENT,
     Action,
     BillingAddress,
     Card,
@@ -38,14 +39,14 @@ from gateways.base import (
     SaleRequest,
     StandardError,
     TransactionNotFound,
+    whole_cents,
 )
-from gateways.http import HttpPool, scrub_transcript
+from gateways.http import scrub_transcript
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Body = dict[str, Any]
-CENT = Decimal("0.01")
 # Search values starting with ! < > ? act as operators in Payload's filters; ours never may.
 ORDER_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~-]{0,63}")
 
@@ -71,9 +72,6 @@ class PayloadGateway(Gateway):
     SECRET_FIELDS = ("card_number", "card_code", "expiry", "account_number", "api_key", "apiKey")
 
     def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
-        missing = [f.name for f in self.credential_fields if not credentials.get(f.name)]
-        if missing:
-            raise ValueError(f"Payload credentials lack {', '.join(missing)}")
         super().__init__(credentials, context)
         self.processing_id = credentials["processingId"]
 
@@ -170,7 +168,7 @@ class PayloadGateway(Gateway):
         self, method: str, path: str, body: Body | None = None, params: Mapping[str, str] | None = None
     ) -> Body:
         url = f"{self.context.base_url.rstrip('/')}/{path}"
-        reply = self._http().send(method, url, auth=(self.credentials["apiKey"], ""), json=body, params=params)
+        reply = self.http.send(method, url, auth=(self.credentials["apiKey"], ""), json=body, params=params)
         if 200 <= reply.status < 300:
             if not isinstance(reply.json, dict):
                 raise OutcomeUnknown(
@@ -207,22 +205,11 @@ class PayloadGateway(Gateway):
             f"Payload answered with transaction status {status!r}", code="unexpected_status", http_status=200
         )
 
-    def _http(self) -> HttpPool:
-        if self.context.http is None:
-            raise ValueError("Payload needs an HttpPool in its GatewayContext")
-        return self.context.http
-
 
 def json_amount(amount: Decimal) -> float:
     """`amount` as the JSON number Payload expects. Python's float repr is the shortest string that
     reads back as the same float, so 19.99 goes on the wire as 19.99, never 19.989999..."""
-    try:
-        exact = amount.is_finite() and amount > 0 and amount == amount.quantize(CENT)
-    except InvalidOperation:
-        exact = False
-    if not exact:
-        raise RequestRejected(f"amount {amount} is not a positive amount in cents", code="amount")
-    return float(format(amount.quantize(CENT), "f"))
+    return float(format(whole_cents(amount), "f"))
 
 
 def card_payment_method(card: Card, billing: BillingAddress) -> Body:

@@ -13,7 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from shared.contract import SERVICE_NAME, luhn_valid
+from gateways.base import luhn_valid
+from shared.contract import SERVICE_NAME
 
 logger = logging.getLogger("paymentgateway.audit")
 

@@ -23,6 +23,8 @@ from pydantic import (
     field_validator,
 )
 
+from gateways.base import luhn_valid
+
 _MASKED_CARD = re.compile(r"[^0-9]*[0-9]{4}")
 
 CURRENCIES: dict[int, str] = {840: "USD", 124: "CAD", 826: "GBP", 978: "EUR"}
@@ -33,18 +35,6 @@ SERVICE_NAME = "PaymentGatewayAPI"
 ShortText = Annotated[str, StringConstraints(max_length=100)]
 LongText = Annotated[str, StringConstraints(max_length=255)]
 Amount = Annotated[Decimal, Field(gt=0, decimal_places=2, allow_inf_nan=False)]
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
 
 
 def mask_card(number: str) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from gateways.base import luhn_valid
 from shared import runtime
-from shared.contract import luhn_valid
 from shared.flow import PaymentService
 from tests.support import SIMULATOR_ACCOUNT, make_settings, write_credentials
 

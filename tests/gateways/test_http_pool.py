@@ -10,14 +10,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from gateways.base import GatewayUnreachable, OutcomeUnknown
+from gateways.base import GatewayUnreachable, OutcomeUnknown, luhn_valid
 from gateways.http import (
     FILTERED,
     HttpPool,
     InsecureUrlError,
     _classify,
     base_url_key,
-    luhn_valid,
     scrub_transcript,
 )
 from tests.fakes import CardConnectFake, unused_local_url
