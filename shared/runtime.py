@@ -22,6 +22,9 @@ logger = logging.getLogger("paymentgateway.runtime")
 # The Azure SDKs log every request's URL and headers at INFO; the Functions worker logs INFO and
 # up, which would flood Application Insights with one record per Key Vault or Table call.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+# urllib3 logs each request's path at DEBUG, and CardConnect paths carry the merchant id (a
+# credential field); our own HTTP layer logs host, status and time instead.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 _lock = threading.Lock()
 _service: PaymentService | None = None

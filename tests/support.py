@@ -18,6 +18,22 @@ from shared.flow import PaymentService
 from shared.idempotency import SqliteIdempotencyStore
 from shared.settings import Settings
 
+CURRENT_GUARD: Any = None
+"""The running test's leak guard (set by the autouse fixture): what a test sends is watched."""
+
+
+def watch_sent(body: Any) -> None:
+    """Register the CVV, expiry and credential values a test sends, so the leak guard fails the test
+    if any of them reaches a log."""
+    if CURRENT_GUARD is None or not isinstance(body, dict):
+        return
+    values = [body.get("cvv2"), body.get("expDate")]
+    credentials = body.get("credentials")
+    if isinstance(credentials, dict):
+        values.extend(str(v) for v in credentials.values())
+    CURRENT_GUARD.watch(*(str(v) for v in values if isinstance(v, str | int)))
+
+
 PAYMENT_URL = "http://localhost/paymentGateway/processPayment"
 REFUND_URL = "http://localhost/paymentGateway/processRefund"
 SIMULATOR_ACCOUNT = 1001
@@ -37,6 +53,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 def write_credentials(path: Path, accounts: dict[int, dict[str, Any]]) -> None:
+    for account in accounts.values():
+        watch_sent({"credentials": account.get("credentials") or {}})
     path.write_text(json.dumps({str(k): v for k, v in accounts.items()}), encoding="utf-8")
 
 
@@ -131,6 +149,7 @@ def pay(body: dict[str, Any] | bytes, meta: dict[str, Any] | str | None = None,
         headers: dict[str, str] | None = None) -> Called:
     from ProcessPayment import main
 
+    watch_sent(body)
     return call(main, http_request("POST", PAYMENT_URL, body, new_meta() if meta is None else meta, headers))
 
 
