@@ -16,6 +16,8 @@ import gateways
 from gateways.base import Gateway
 
 _NOT_GATEWAYS = frozenset({"base", "registry", "http"})
+MAX_CREDENTIAL_FIELDS = 7
+"""The monolith's MicroservicePaymentGatewayAccountType row has Field1..Field7."""
 _lock = threading.Lock()
 _types: Mapping[int, type[Gateway]] | None = None
 
@@ -33,6 +35,7 @@ def _discover() -> Mapping[int, type[Gateway]]:
                 and value.__module__ == module.__name__
                 and "type_id" in vars(value)
             ):
+                check_credential_fields(value)
                 if value.type_id in found:
                     raise RuntimeError(
                         f"gateway type id {value.type_id} is claimed by both "
@@ -40,6 +43,16 @@ def _discover() -> Mapping[int, type[Gateway]]:
                     )
                 found[value.type_id] = value
     return MappingProxyType(found)
+
+
+def check_credential_fields(cls: type[Gateway]) -> None:
+    fields = cls.credential_fields
+    orders = [spec.display_order for spec in fields]
+    if len(fields) > MAX_CREDENTIAL_FIELDS or len(set(orders)) != len(orders):
+        raise RuntimeError(
+            f"{cls.__name__} must declare at most {MAX_CREDENTIAL_FIELDS} credential fields with distinct "
+            "display orders (the monolith's table has Field1..Field7)"
+        )
 
 
 def gateway_types() -> Mapping[int, type[Gateway]]:

@@ -50,8 +50,13 @@ class Gateways:
     tmp_path: Path
 
 
+BOTH_STORES = pytest.mark.parametrize("gateways", ["sqlite", "table"], indirect=True)
+
+
 @pytest.fixture
-def gateways(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[Gateways]:
+def gateways(request: pytest.FixtureRequest, tmp_path: Path, leak_guard: LeakGuard) -> Iterator[Gateways]:
+    """Both fakes, credentials for one merchant on each, and the service on the idempotency store
+    named by the test's parameter (SQLite unless it asks for Table storage on Azurite)."""
     leak_guard.watch(CC_PASSWORD, PL_KEY, "987", "1239")
     with CardConnectFake(merchants={CC_MID: (CC_USER, CC_PASSWORD)}) as cc, PayloadFake(
         accounts={PL_KEY: PL_PROCESSING}
@@ -66,7 +71,15 @@ def gateways(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[Gateways]:
                 PL_ACCOUNT: {"gatewayTypeId": 1, "credentials": PL_CREDENTIALS},
             },
         )
-        service = install_service(settings)
+        store = None
+        if getattr(request, "param", "sqlite") == "table":
+            from azure.data.tables import TableServiceClient
+
+            from shared.table_store import TableIdempotencyStore
+
+            service_client = TableServiceClient.from_connection_string(request.getfixturevalue("azurite"))
+            store = TableIdempotencyStore(service_client.get_table_client("idem" + uuid.uuid4().hex[:12]))
+        service = install_service(settings, idempotency=store)
         yield Gateways(cc, pl, service, tmp_path)
         runtime.install(None)
 
@@ -213,6 +226,7 @@ def test_rotated_key_vault_secret_is_used_at_once_after_the_gateway_rejects_the_
     assert len(gateways.cc.live_charges()) == 1
 
 
+@BOTH_STORES
 @pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
 @pytest.mark.parametrize("fault", ["slow", "drop"])
 def test_charge_answered_after_our_timeout_is_unknown_then_the_retry_finds_it(
@@ -261,6 +275,7 @@ def test_connection_refused_is_a_plain_retryable_failure(gateways: Gateways) -> 
     assert pay(cc_payment(), meta).status == 200  # the key was released: the retry charges once
 
 
+@BOTH_STORES
 @pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
 def test_unknown_charge_nobody_retries_is_voided_by_the_reconciler(gateways: Gateways, gateway: str) -> None:
     fake = gateways.cc if gateway == "cardconnect" else gateways.pl
