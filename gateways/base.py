@@ -188,6 +188,10 @@ class NotRefundable(GatewayError):
     settlement, ...). Nothing was done; the caller may try again later or differently."""
 
 
+class AlreadyVoided(NotRefundable):
+    """The payment has been voided already: nothing is left to refund."""
+
+
 class GatewayUnreachable(GatewayError):
     """The request never reached the gateway (connection refused, DNS): safe to retry."""
 
@@ -242,6 +246,11 @@ class Gateway(ABC):
         """The live (approved, not voided) payment made with `order_id`, or None if there is none.
         Used to settle an unknown outcome; gateways that cannot look up by our reference raise."""
         raise NotImplementedError(f"{self.name} cannot look up payments by order id")
+
+    def find_refund(self, order_id: str) -> GatewayResult | None:
+        """The approved refund made with our refund `order_id`, or None if there is none. Used to
+        settle a refund whose answer was lost, so that a retry never refunds twice."""
+        raise NotImplementedError(f"{self.name} cannot look up refunds by order id")
 
     def cancel_payment(self, order_id: str) -> GatewayResult | None:
         """Void the payment made with `order_id` if one exists; None when there is none."""

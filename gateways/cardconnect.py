@@ -20,6 +20,7 @@ from urllib.parse import quote
 from gateways.base import (
     CENT,
     Action,
+    AlreadyVoided,
     BillingAddress,
     Card,
     CredentialField,
@@ -110,16 +111,19 @@ class CardConnectGateway(Gateway):
             return self._void(payment, refund.amount, original)
         if payment.get("refundable") == "Y":
             return self._refund(payment, refund)
-        raise NotRefundable(why_not_refundable(payment), code=str(payment.get("setlstat") or ""), http_status=200)
+        refusal = AlreadyVoided if payment.get("setlstat") == "Voided" else NotRefundable
+        raise refusal(why_not_refundable(payment), code=str(payment.get("setlstat") or ""), http_status=200)
 
     def find_payment(self, order_id: str) -> GatewayResult | None:
-        check_order_id(order_id)
-        response = self._commit("GET", f"inquireByOrderid/{quote(order_id, safe='')}/{self.merchid}/1")
-        records = [r for r in (response if isinstance(response, list) else [response]) if isinstance(r, dict)]
-        live = [r for r in records if is_live_sale(r)]
+        live = [r for r in self._by_order_id(order_id) if is_live_sale(r)]
         if len(live) > 1:
             log.warning("CardConnect holds %d live payments for order %s; using the first", len(live), order_id)
         return result_from(live[0], "sale", amount_or(live[0], None)) if live else None
+
+    def find_refund(self, order_id: str) -> GatewayResult | None:
+        # A refund carries its own order id (see _refund), so this finds only that refund.
+        done = [r for r in self._by_order_id(order_id) if success_from(r)]
+        return result_from(done[0], "refund", amount_or(done[0], None)) if done else None
 
     def cancel_payment(self, order_id: str) -> GatewayResult | None:
         post = self._new_request()
@@ -138,6 +142,12 @@ class CardConnectGateway(Gateway):
     @staticmethod
     def scrub(transcript: str) -> str:
         return scrub_transcript(transcript, json_fields=CardConnectGateway.SECRET_FIELDS)
+
+    def _by_order_id(self, order_id: str) -> list[Body]:
+        check_order_id(order_id)
+        response = self._commit("GET", f"inquireByOrderid/{quote(order_id, safe='')}/{self.merchid}/1")
+        # One record, or a list when several transactions share the order id.
+        return [r for r in (response if isinstance(response, list) else [response]) if isinstance(r, dict)]
 
     def _inquire(self, retref: str) -> Body:
         response = self._commit("GET", f"inquire/{quote(retref, safe='')}/{self.merchid}")

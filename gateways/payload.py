@@ -23,6 +23,7 @@ from urllib.parse import quote
 from gateways.base import (
     CENT,
     Action,
+    AlreadyVoided,
     BillingAddress,
     Card,
     CredentialField,
@@ -131,6 +132,16 @@ class PayloadGateway(Gateway):
         if len(live) > 1:
             log.warning("Payload holds %d live payments for order %s; using the first", len(live), order_id)
         return result_from(live[0], "sale") if live else None
+
+    def find_refund(self, order_id: str) -> GatewayResult | None:
+        check_order_number(order_id)
+        listing = self._commit("GET", "transactions", params={"order_number": order_id, "type": "refund"})
+        values = listing.get("values") if listing.get("object") == "list" else None
+        done = [
+            t for t in values or []
+            if isinstance(t, dict) and t.get("order_number") == order_id and t.get("status") in self.approved_statuses
+        ]
+        return result_from(done[0], "refund") if done else None
 
     def cancel_payment(self, order_id: str) -> GatewayResult | None:
         found = self.find_payment(order_id)
@@ -243,7 +254,7 @@ def check_refundable(payment: Mapping[str, Any]) -> None:
         )
     status = payment.get("status")
     if status == "voided":
-        raise NotRefundable("payment already voided", code="voided", http_status=200)
+        raise AlreadyVoided("payment already voided", code="voided", http_status=200)
     if status not in PayloadGateway.approved_statuses:
         raise NotRefundable(f"payment is {status}; there is nothing to refund", code=str(status), http_status=200)
 

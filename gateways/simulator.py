@@ -24,10 +24,10 @@ from decimal import Decimal
 
 from gateways.base import (
     Action,
+    AlreadyVoided,
     Declined,
     Gateway,
     GatewayResult,
-    NotRefundable,
     OutcomeUnknown,
     RefundRequest,
     RequestRejected,
@@ -70,6 +70,7 @@ class SimulatorLedger:
         self._max_entries = max_entries
         self._payments: OrderedDict[str, SimulatedPayment] = OrderedDict()
         self._by_order: dict[tuple[int, str], SimulatedPayment] = {}
+        self._refunds_by_order: OrderedDict[tuple[int, str], tuple[str, Decimal]] = OrderedDict()
 
     def add(self, payment: SimulatedPayment) -> None:
         with self._lock:
@@ -79,6 +80,16 @@ class SimulatorLedger:
                 _, evicted = self._payments.popitem(last=False)
                 if self._by_order.get((evicted.merchant_account_id, evicted.order_id)) is evicted:
                     del self._by_order[(evicted.merchant_account_id, evicted.order_id)]
+
+    def add_refund(self, merchant_account_id: int, order_id: str, refund_id: str, amount: Decimal) -> None:
+        """Called with `lock` held, inside the refund's own critical section."""
+        self._refunds_by_order[(merchant_account_id, order_id)] = (refund_id, amount)
+        while len(self._refunds_by_order) > self._max_entries:
+            self._refunds_by_order.popitem(last=False)
+
+    def refund_by_order(self, merchant_account_id: int, order_id: str) -> tuple[str, Decimal] | None:
+        with self._lock:
+            return self._refunds_by_order.get((merchant_account_id, order_id))
 
     def get(self, merchant_account_id: int, transaction_id: str) -> SimulatedPayment | None:
         with self._lock:
@@ -139,7 +150,7 @@ class SimulatorGateway(Gateway):
             raise TransactionNotFound("transaction not found", code="not_found", http_status=200)
         with self.ledger.lock:
             if payment.voided:
-                raise NotRefundable("payment already voided", code="voided", http_status=200)
+                raise AlreadyVoided("payment already voided", code="voided", http_status=200)
             remaining = payment.amount - payment.refunded
             amount = remaining if refund.amount is None else refund.amount
             if amount > remaining:
@@ -152,7 +163,12 @@ class SimulatorGateway(Gateway):
             refund_id = _new_id()
             payment.refunded += amount
             payment.refunds.append(refund_id)
+            self.ledger.add_refund(self.context.merchant_account_id, refund.order_id, refund_id, amount)
         return self._result(refund_id, "refund", amount)
+
+    def find_refund(self, order_id: str) -> GatewayResult | None:
+        found = self.ledger.refund_by_order(self.context.merchant_account_id, order_id)
+        return None if found is None else self._result(found[0], "refund", found[1])
 
     def find_payment(self, order_id: str) -> GatewayResult | None:
         payment = self.ledger.by_order(self.context.merchant_account_id, order_id)

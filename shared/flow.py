@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from gateways.base import (
+    AlreadyVoided,
     BillingAddress,
     Card,
     CredentialsRejected,
@@ -310,11 +311,27 @@ class PaymentService:
         def act(target: Gateway) -> GatewayResult:
             if isinstance(request, PaymentBody):
                 if reconcile:
-                    found = _find_payment(target, order_id)
+                    found = _look_up(target.find_payment, target, order_id)
                     if found is not None:
                         return found
                 return target.process_payment(_sale(request, order_id))
-            return target.process_refund(_refund(request, order_id))
+            if not reconcile:
+                return target.process_refund(_refund(request, order_id))
+            # The earlier attempt may have refunded or voided: find out before acting again.
+            found = _look_up(target.find_refund, target, order_id)
+            if found is not None:
+                return found
+            try:
+                return target.process_refund(_refund(request, order_id))
+            except AlreadyVoided:
+                # Only this service voids; the earlier attempt's void went through unanswered.
+                return GatewayResult(
+                    transaction_id=request.paymentTransactionId,
+                    action="void",
+                    code="voided",
+                    message="voided by the earlier attempt of this request",
+                    http_status=None,
+                )
 
         try:
             return act(gateway)
@@ -377,9 +394,9 @@ def _replay(record: Record) -> Answer:
     return Answer(record.status, detail, {"Idempotent-Replayed": "true"})
 
 
-def _find_payment(gateway: Gateway, order_id: str) -> GatewayResult | None:
+def _look_up(find: Callable[[str], GatewayResult | None], gateway: Gateway, order_id: str) -> GatewayResult | None:
     try:
-        return gateway.find_payment(order_id)
+        return find(order_id)
     except NotImplementedError:
         raise OutcomeUnknown(f"{gateway.name} cannot look up the earlier attempt", code="lookup_unsupported") from None
 

@@ -4,7 +4,8 @@ For each such payment past the deadline the reconciler asks the gateway, by our 
 the charge exists; if it does it is voided, so no learner pays for a payment the LMS thinks failed.
 Payments left `in_progress` by an instance that died mid-call are treated the same way. Each
 decision is one audit line. Refunds of unknown outcome are left for the monolith's retry, which
-inquires the original payment before acting (an unknown refund costs no learner money).
+looks the refund up by its order id (and sees an already voided payment as its own void) before
+acting again; an unknown refund costs no learner money.
 """
 
 from __future__ import annotations

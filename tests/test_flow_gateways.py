@@ -336,3 +336,47 @@ def test_four_merchants_thirty_two_threads_through_the_functions(gateways: Gatew
             assert txn.processing_id == pl_account_of[sent[txn.order_number]]
         for mid in merchants:
             assert len(cc.live_charges(mid)) == 8
+
+
+@BOTH_STORES
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+def test_void_answered_after_our_timeout_is_not_voided_twice(gateways: Gateways, gateway: str) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    paid = pay(cc_payment() if gateway == "cardconnect" else pl_payment())
+    payment_id = paid.detail["paymentTransactionId"]
+    body = refund_body(payment_id, gatewayTypeId=2 if gateway == "cardconnect" else 1,
+                       merchantAccountId=CC_ACCOUNT if gateway == "cardconnect" else PL_ACCOUNT)
+    fake.set_fault("drop", match="PUT /cardconnect/rest/void" if gateway == "cardconnect" else "PUT /transactions/")
+    meta = new_meta()
+    assert refund(body, meta).detail["statusCode"] == "outcome_unknown"
+    assert fake.live_charges() == []  # the void went through
+
+    retried = refund(body, meta)
+    assert retried.status == 200, retried.body
+    assert retried.detail["responseDetail"].startswith("Payment voided")
+    voids = [r for r in fake.requests
+             if r.method == "PUT" and ("/void" in r.path or r.path.startswith("/transactions/"))]
+    assert len(voids) == 1
+
+
+@BOTH_STORES
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+def test_refund_answered_after_our_timeout_is_not_refunded_twice(gateways: Gateways, gateway: str) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    paid = pay(cc_payment(amount=80) if gateway == "cardconnect" else pl_payment(amount=80))
+    payment_id = paid.detail["paymentTransactionId"]
+    fake.settle_all()
+    body = refund_body(payment_id, amount=30, gatewayTypeId=2 if gateway == "cardconnect" else 1,
+                       merchantAccountId=CC_ACCOUNT if gateway == "cardconnect" else PL_ACCOUNT)
+    fake.set_fault("slow", seconds=1.5, match="PUT /cardconnect/rest/refund" if gateway == "cardconnect"
+                   else "POST /transactions")
+    meta = new_meta()
+    assert refund(body, meta).detail["statusCode"] == "outcome_unknown"
+
+    retried = refund(body, meta)
+    assert retried.status == 200, retried.body
+    assert retried.detail["responseDetail"] == "Refund approved"
+    refunds = [t for t in fake.transactions.values() if getattr(t, "kind", getattr(t, "type", None)) == "refund"]
+    assert len(refunds) == 1
+    refund_id = refunds[0].retref if gateway == "cardconnect" else refunds[0].id
+    assert retried.detail["paymentTransactionId"] == refund_id
