@@ -278,17 +278,17 @@ class PaymentService:
         try:
             gateway, account = self.factory.create(cls, merchant, request_credentials=request_credentials)
         except ServiceError:
-            self.idempotency.release(record)
+            self._give_back(record, reconcile)
             raise
         try:
             result = self._call_gateway(operation, cls, request, gateway, account, order_id, reconcile)
         except GatewayError as error:
             answer = Answer.failure(from_gateway_error(error, _failure_detail(error)), merchant)
-            self._settle(record, error, answer)
+            self._settle(record, error, answer, reconcile)
             return answer
         except ServiceError:
             # Only the credential refresh raises these, after the gateway refused the old ones.
-            self.idempotency.release(record)
+            self._give_back(record, reconcile)
             raise
         except Exception:
             # A fault after the request may have reached the gateway: unknown, never "failed".
@@ -344,7 +344,7 @@ class PaymentService:
                 raise
             return act(fresh_gateway)
 
-    def _settle(self, record: Record, error: GatewayError, answer: Answer) -> None:
+    def _settle(self, record: Record, error: GatewayError, answer: Answer, reconcile: bool) -> None:
         if isinstance(error, OutcomeUnknown):
             self._finish(record, State.UNKNOWN, answer)
         elif isinstance(error, Declined | RequestRejected):
@@ -352,7 +352,16 @@ class PaymentService:
             self._finish(record, State.COMPLETED, answer)
         else:
             # Nothing happened at the gateway and a later retry may succeed (rotated credentials,
-            # a settled payment, a reachable gateway): let it run afresh.
+            # a settled payment, a reachable gateway).
+            self._give_back(record, reconcile)
+
+    def _give_back(self, record: Record, reconcile: bool) -> None:
+        """This attempt did nothing at the gateway. A fresh key is forgotten so a retry starts over;
+        a key whose earlier attempt's outcome is still unknown stays unknown, so the next retry
+        (or the reconciler) still looks the charge up instead of charging again."""
+        if reconcile:
+            self.idempotency.transition(record, state=State.UNKNOWN)
+        else:
             self.idempotency.release(record)
 
     def _finish(self, record: Record, state: State, answer: Answer) -> None:

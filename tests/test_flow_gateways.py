@@ -380,3 +380,23 @@ def test_refund_answered_after_our_timeout_is_not_refunded_twice(gateways: Gatew
     assert len(refunds) == 1
     refund_id = refunds[0].retref if gateway == "cardconnect" else refunds[0].id
     assert retried.detail["paymentTransactionId"] == refund_id
+
+
+def test_unknown_stays_unknown_when_the_lookup_cannot_reach_the_gateway(gateways: Gateways) -> None:
+    from tests.fakes import unused_local_url
+
+    gateways.cc.set_fault("slow", seconds=1.5, match="PUT /cardconnect/rest/auth")
+    meta = new_meta()
+    assert pay(cc_payment(), meta).detail["statusCode"] == "outcome_unknown"
+    assert len(gateways.cc.live_charges()) == 1
+
+    settings = gateways.service.settings
+    install_service(make_settings(gateways.tmp_path, cardconnect_url=unused_local_url() + "/cardconnect/rest"))
+    unreachable = pay(cc_payment(), meta)
+    assert unreachable.status == 503 and unreachable.detail["statusCode"] == "gateway_unreachable"
+
+    install_service(settings)
+    retried = pay(cc_payment(), meta)
+    assert retried.status == 200, retried.body
+    assert len(gateways.cc.live_charges()) == 1  # looked up again, not charged again
+    assert retried.detail["paymentTransactionId"] == gateways.cc.live_charges()[0].retref
