@@ -14,6 +14,7 @@ import azure.functions as func
 from shared import runtime
 from shared.contract import Detail, Envelope
 from shared.flow import Operation
+from shared.settings import SettingsError
 
 logger = logging.getLogger("paymentgateway.endpoint")
 
@@ -35,6 +36,10 @@ def _internal_error(raw_meta: str | None) -> func.HttpResponse:
 def handle(req: func.HttpRequest, operation: Operation) -> func.HttpResponse:
     try:
         reply = runtime.service().handle(operation, dict(req.headers), req.get_body())
+    except SettingsError as error:
+        # Its message names the setting, never a value: operations need it to fix the app.
+        logger.error("the payment service is misconfigured: %s", error)
+        return _internal_error(req.headers.get("BVMeta"))
     except Exception as error:  # noqa: BLE001 - the last line of defence: the caller always gets the envelope
         where = traceback.extract_tb(error.__traceback__)
         frames = " <- ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" for frame in reversed(where))

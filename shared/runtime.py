@@ -12,7 +12,14 @@ import threading
 from collections.abc import Callable
 
 from gateways.http import HttpPool, Timeouts
-from shared.credentials import CachedCredentialStore, CredentialStore, FileCredentialStore, KeyVaultSecrets
+from shared.credentials import (
+    CachedCredentialStore,
+    CredentialError,
+    CredentialStore,
+    FileCredentialStore,
+    KeyVaultSecrets,
+)
+from shared.errors import CredentialsUnavailable
 from shared.factory import GatewayFactory
 from shared.flow import PaymentService
 from shared.idempotency import IdempotencyStore, SqliteIdempotencyStore
@@ -33,10 +40,15 @@ _service: PaymentService | None = None
 LOCAL_FINGERPRINT_KEY = b"local-development-fingerprint-key"
 
 
-def build_credentials(settings: Settings) -> CredentialStore:
+def build_vault(settings: Settings) -> KeyVaultSecrets | None:
+    """The process's one Key Vault client (no I/O until first used), when a vault is configured."""
+    return KeyVaultSecrets.connect(settings.key_vault_url) if settings.key_vault_url else None
+
+
+def build_credentials(settings: Settings, vault: KeyVaultSecrets | None) -> CredentialStore:
     if settings.credential_source == "keyvault":
-        secrets = KeyVaultSecrets.connect(settings.key_vault_url)
-        return CachedCredentialStore(secrets.load, settings.credential_cache_ttl_seconds)
+        assert vault is not None  # Settings refuses keyvault without KEY_VAULT_URL
+        return CachedCredentialStore(vault.load, settings.credential_cache_ttl_seconds)
     return FileCredentialStore(settings.local_credentials_file)
 
 
@@ -48,23 +60,24 @@ def build_idempotency(settings: Settings) -> IdempotencyStore:
     return SqliteIdempotencyStore(settings.idempotency_sqlite_path)
 
 
-def fingerprint_key_source(settings: Settings) -> Callable[[], bytes]:
+def fingerprint_key_source(settings: Settings, vault: KeyVaultSecrets | None = None) -> Callable[[], bytes]:
     """Where the HMAC key for request fingerprints comes from: the setting, a Key Vault secret
     (read once, on first use), or, for local SQLite runs only, a fixed development key."""
     if settings.idempotency_hmac_key:
         key = settings.idempotency_hmac_key.encode()
         return lambda: key
-    if settings.idempotency_hmac_secret_name and settings.key_vault_url:
+    if settings.idempotency_hmac_secret_name and vault is not None:
         cached: list[bytes] = []
         gate = threading.Lock()
+        name = settings.idempotency_hmac_secret_name
 
         def from_key_vault() -> bytes:
             with gate:
                 if not cached:
-                    value = KeyVaultSecrets.connect(settings.key_vault_url).read_value(
-                        settings.idempotency_hmac_secret_name
-                    )
-                    cached.append(value.encode())
+                    try:
+                        cached.append(vault.read_value(name).encode())
+                    except CredentialError as error:
+                        raise CredentialsUnavailable(f"the idempotency key could not be read: {error}") from None
                 return cached[0]
 
         return from_key_vault
@@ -75,8 +88,9 @@ def fingerprint_key_source(settings: Settings) -> Callable[[], bytes]:
 
 def build_service(settings: Settings) -> PaymentService:
     http = HttpPool(Timeouts(settings.gateway_connect_timeout_seconds, settings.gateway_timeout_seconds))
-    factory = GatewayFactory(settings, build_credentials(settings), http)
-    return PaymentService(settings, factory, build_idempotency(settings), fingerprint_key_source(settings))
+    vault = build_vault(settings)
+    factory = GatewayFactory(settings, build_credentials(settings, vault), http)
+    return PaymentService(settings, factory, build_idempotency(settings), fingerprint_key_source(settings, vault))
 
 
 def service() -> PaymentService:
