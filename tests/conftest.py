@@ -58,13 +58,14 @@ class LeakGuard:
 
 
 @pytest.fixture(autouse=True)
-def leak_guard() -> Iterator[LeakGuard]:
+def leak_guard(request: pytest.FixtureRequest) -> Iterator[LeakGuard]:
     root = logging.getLogger()
     capture = _Capture()
     previous = root.level
     root.addHandler(capture)
     root.setLevel(logging.DEBUG)
     guard = LeakGuard(capture)
+    request.node.stash[GUARD_KEY] = guard
     support.CURRENT_GUARD = guard
     try:
         yield guard
@@ -75,6 +76,23 @@ def leak_guard() -> Iterator[LeakGuard]:
     leaks = guard.leaks()
     if leaks:
         pytest.fail(f"log output leaked card data or secrets: {leaks[:5]}")
+
+
+GUARD_KEY = pytest.StashKey[LeakGuard]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Printed output counts too: a test whose captured stdout or stderr holds a card number or a
+    value it registered fails, like one whose logs do."""
+    report = yield
+    guard = item.stash.get(GUARD_KEY, None)
+    if guard is not None and report.when == "call" and report.passed:
+        leaks = guard.leaks(report.capstdout + report.capstderr)
+        if leaks:
+            report.outcome = "failed"
+            report.longrepr = f"printed output leaked card data or secrets: {leaks[:5]}"
+    return report
 
 
 @pytest.fixture

@@ -1,0 +1,34 @@
+"""The suite-wide leak guard itself: what it catches and what it leaves alone."""
+
+from __future__ import annotations
+
+import logging
+
+from tests.conftest import LeakGuard, _Capture
+
+
+def guard_with(*lines: str) -> LeakGuard:
+    capture = _Capture()
+    for line in lines:
+        capture.emit(logging.LogRecord("t", logging.INFO, __file__, 1, line, None, None))
+    return LeakGuard(capture)
+
+
+def test_catches_luhn_valid_card_numbers_and_registered_values() -> None:
+    guard = guard_with("charged 4242424242424242 ok", "cvv 8642 sent", "user leak-user")
+    guard.watch("8642", "leak-user", "12")  # too short a value is not watched: it would match anywhere
+    assert sorted(guard.leaks()) == [
+        "4242424242424242",
+        "<sensitive value of length 4>",
+        "<sensitive value of length 9>",
+    ]
+
+
+def test_leaves_non_cards_alone() -> None:
+    guard = guard_with(
+        "retref 123456789012 and 4242424242424241",  # too short; fails Luhn
+        "updated_at 1764305362.05646447597258",  # a fraction, not a card
+        "order BVP8642ab and port :18642",  # a watched value inside other characters
+    )
+    guard.watch("8642")
+    assert guard.leaks() == []
