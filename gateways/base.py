@@ -9,6 +9,7 @@ what each of those means for the caller.
 from __future__ import annotations
 
 import enum
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,19 @@ def luhn_valid(digits: str) -> bool:
             value = value * 2 - 9 if value > 4 else value * 2
         total += value
     return total % 10 == 0
+
+
+_DIGIT_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+
+
+def redact_card_numbers(text: str, replacement: str = "[card number removed]") -> str:
+    """`text` with every 13-19 digit run that passes Luhn (spaces or dashes allowed between the
+    digits, as people and Payload write them) replaced."""
+
+    def redact(match: re.Match[str]) -> str:
+        return replacement if luhn_valid(re.sub(r"\D", "", match.group())) else match.group()
+
+    return _DIGIT_RUN.sub(redact, text)
 
 
 def whole_cents(amount: Decimal) -> Decimal:

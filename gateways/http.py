@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from gateways.base import GatewayUnreachable, OutcomeUnknown, luhn_valid
+from gateways.base import GatewayUnreachable, OutcomeUnknown, redact_card_numbers
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,6 @@ def _headers_text(headers: Iterable[tuple[str, str | bytes]]) -> str:
 
 FILTERED = "[FILTERED]"
 _AUTHORIZATION = re.compile(r"(?im)^(authorization:[ \t]*)(?:(basic|bearer)[ \t]+)?\S+")
-_DIGIT_RUN = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
 
 
 def scrub_transcript(transcript: str, *, json_fields: Iterable[str] = (), form_fields: Iterable[str] = ()) -> str:
@@ -251,4 +250,4 @@ def scrub_transcript(transcript: str, *, json_fields: Iterable[str] = (), form_f
         )
     for name in form_fields:
         text = re.sub(rf"(?m)((?:^|[?&\[]){re.escape(name)}\]?=)[^&\s]*", rf"\g<1>{FILTERED}", text)
-    return _DIGIT_RUN.sub(lambda m: FILTERED if luhn_valid(m.group()) else m.group(), text)
+    return redact_card_numbers(text, FILTERED)

@@ -13,23 +13,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gateways.base import luhn_valid
+from gateways.base import redact_card_numbers
 from shared.contract import SERVICE_NAME
 
 logger = logging.getLogger("paymentgateway.audit")
-
-_DIGIT_RUN = re.compile(r"\d(?:[ -]?\d){12,18}")
-
-
-def redact_card_numbers(text: str) -> str:
-    """`text` with every 13-19 digit run that passes Luhn (spaces or dashes allowed) masked."""
-
-    def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return "[card number removed]" if luhn_valid(digits) else match.group()
-
-    return _DIGIT_RUN.sub(mask, text)
-
 
 def last_four_only(masked: str | None) -> str | None:
     """A masked card number reduced to the contract's form: x's and the last four digits."""

@@ -95,3 +95,18 @@ def test_reprs_hide_secrets() -> None:
     for secret in (PAN, CVV, PASSWORD, USER, "hmac-secret-value", "AccountKey=abc", EXPIRY):
         assert secret not in text
     assert "1443" in repr(card)
+
+
+@pytest.mark.usefixtures("simulator_service")
+def test_a_gateway_message_echoing_a_card_number_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateways.base import Declined
+    from gateways.simulator import SimulatorGateway
+
+    def echoing_decline(gateway: SimulatorGateway, sale: Any) -> Any:
+        raise Declined("card 4242 4242 4242 4242 was declined", code="card_declined")
+
+    monkeypatch.setattr(SimulatorGateway, "process_payment", echoing_decline)
+    declined = pay(payment_body())
+    assert declined.status == 400
+    assert "4242 4242 4242 4242" not in declined.text
+    assert "[card number removed]" in declined.detail["responseMessage"]
