@@ -56,6 +56,8 @@ from shared.settings import Settings
 logger = logging.getLogger("paymentgateway.flow")
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+ORDER_ID_LETTERS = 28
+CENT = Decimal("0.01")
 
 OUTCOME_UNKNOWN_DETAIL = (
     "The gateway may have carried out this request but its answer was lost, so the outcome is not "
@@ -183,14 +185,58 @@ def _field_errors(error: ValidationError, prefix: str = "") -> list[dict[str, st
     return errors
 
 
+def canonical_key(key: str) -> str:
+    """The one spelling of an idempotency key. A UUID in any of its spellings (upper case, braces,
+    bare hex, `urn:uuid:`) is one key; anything else is kept exactly as sent."""
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        return key
+
+
+def request_identity(operation: Operation, request: PaymentBody | RefundBody) -> bytes:
+    """What makes a retry the same request: the values that decide which money moves where,
+    compared as values (10.00 = 10.0 = 1e1), never as the body spelled them. Name, address and
+    comment may be retyped; the CVV and expiry are left out, because a fingerprint of a CVV can be
+    reversed by trying all 11,000 values (PCI DSS 3.3.1: no CVV after authorisation, in any form).
+    The full card number stays: a new card under an old key must be refused, not answered with the
+    old card's outcome, and PCI DSS 3.5.1.1 allows a keyed hash of the whole PAN (the fingerprint
+    is an HMAC under a key kept in Key Vault, never a plain hash)."""
+    fields: dict[str, Any] = {
+        "operation": operation.value,
+        "merchantAccountId": request.merchantAccountId,
+        "gatewayTypeId": request.gatewayTypeId,
+        "amount": None if request.amount is None else format(request.amount.quantize(CENT), "f"),
+        "currencyType": request.currencyType,
+    }
+    if isinstance(request, PaymentBody):
+        fields["account"] = request.account
+    else:
+        fields["paymentTransactionId"] = request.paymentTransactionId
+    return json.dumps(fields, sort_keys=True).encode()
+
+
 def order_id_for(operation: Operation, key: str) -> str:
-    """Our gateway reference for a key: stable across retries, unique per operation, and starting
-    with letters so it can never pass Luhn (CardConnect masks Luhn-valid order ids)."""
+    """Our gateway reference for a canonical key: the same on every retry, distinct per operation,
+    at most 31 characters (CardConnect allows 50, Payload 64), and letters only. CardPointe masks
+    an order id holding a Luhn-valid run of 13 or more digits, after which neither inquire nor void
+    by order id finds the charge, so a retry would charge again; `BVP` + 32 hex digits held such a
+    run for 0.7% of UUIDs. With no digit at all, no reading of the id can find a card number."""
     prefix = "BVP" if operation is Operation.PAYMENT else "BVR"
     try:
-        return prefix + uuid.UUID(key).hex
+        raw = uuid.UUID(key).bytes
     except ValueError:
-        return prefix + hashlib.sha256(key.encode()).hexdigest()[:32]
+        raw = hashlib.sha256(key.encode()).digest()[:16]
+    return prefix + _letters(int.from_bytes(raw, "big"))
+
+
+def _letters(value: int) -> str:
+    """A 128-bit number as 28 letters A-Z (26**28 > 2**128), most significant first."""
+    out = []
+    for _ in range(ORDER_ID_LETTERS):
+        value, digit = divmod(value, 26)
+        out.append(chr(ord("A") + digit))
+    return "".join(reversed(out))
 
 
 class PaymentService:
@@ -233,9 +279,10 @@ class PaymentService:
             raise CredentialsNotAllowed(
                 "credentials must not be sent in the request; they are read from Key Vault"
             )
-        key = header(headers, "Idempotency-Key") or meta.transactionId
-        if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raw_key = header(headers, "Idempotency-Key") or meta.transactionId
+        if len(raw_key) > MAX_IDEMPOTENCY_KEY_LENGTH or not raw_key.isprintable():
             raise IncompleteRequest("Idempotency-Key must be at most 255 printable characters")
+        key = canonical_key(raw_key)
         order_id = order_id_for(operation, key)
         now = self._clock()
         fresh = Record(
@@ -369,9 +416,7 @@ class PaymentService:
             logger.warning("idempotency record %s changed under this request", record.scope)
 
     def _fingerprint(self, operation: Operation, request: PaymentBody | RefundBody) -> str:
-        # Field order is fixed by the model, so pydantic's JSON is canonical for a given request.
-        canonical = operation.value.encode() + b":" + request.model_dump_json(exclude={"credentials"}).encode()
-        return hmac.new(self._fingerprint_key(), canonical, hashlib.sha256).hexdigest()
+        return hmac.new(self._fingerprint_key(), request_identity(operation, request), hashlib.sha256).hexdigest()
 
     def _audit(self, meta: BVMeta | None, request: PaymentBody | RefundBody | None, answer: Answer) -> None:
         detail = answer.detail

