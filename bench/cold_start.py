@@ -1,0 +1,44 @@
+"""One cold start, as a new worker process sees it: `python -m bench.cold_start` with the settings
+in the environment. Prints, as JSON, the seconds taken to import `ProcessPayment` (which brings in
+`azure.functions` and the service's modules) and to answer the first and the second payment (the
+first builds the service: settings, credential file, HTTP pool, SQLite store, TCP connection)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+started = time.perf_counter()
+import ProcessPayment  # noqa: E402 - the import is what is timed
+
+imported = time.perf_counter()
+
+import azure.functions as func  # noqa: E402 - already loaded by ProcessPayment
+
+
+def payment() -> func.HttpRequest:
+    meta = {"transactionId": str(uuid.uuid4()), "universityId": 7, "userId": 42}
+    body = {
+        "gatewayTypeId": 2, "gatewayTypeName": "CardConnect", "merchantAccountId": 2001,
+        "account": "4788250000121443", "expDate": "1239", "cvv2": "123", "amount": 25.00,
+        "currencyType": 840, "userId": 42, "name": "Bench Learner", "zip": "97201", "comment": "bench",
+    }
+    return func.HttpRequest(
+        "POST", "http://localhost/paymentGateway/processPayment",
+        headers={"BVMeta": json.dumps(meta)}, body=json.dumps(body).encode(),
+    )
+
+
+def timed_payment() -> float:
+    request = payment()
+    start = time.perf_counter()
+    status = ProcessPayment.main(request).status_code
+    assert status == 200, status
+    return time.perf_counter() - start
+
+
+first = timed_payment()
+second = timed_payment()
+print(json.dumps({"import_seconds": imported - started, "first_request_seconds": first,
+                  "second_request_seconds": second}))
