@@ -1,8 +1,8 @@
-# Payment gateway function app (Python 3.11, v1 model) on the Azure Functions host.
+# Payment gateway function app (Python 3.13, v1 model) on the Azure Functions host.
 # Same shape as Core Tools' generated Dockerfile (func init --docker), hardened:
 # non-root user, port 8080, no secrets in the image. For reproducible builds, CI may
-# replace the tag with a digest (FROM ...:4-python3.11@sha256:<digest>); refresh monthly.
-FROM mcr.microsoft.com/azure-functions/python:4-python3.11
+# replace the tag with a digest (FROM ...:4-python3.13@sha256:<digest>); refresh monthly.
+FROM mcr.microsoft.com/azure-functions/python:4-python3.13
 
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     AzureFunctionsJobHost__Logging__Console__IsEnabled=true \

@@ -1,4 +1,4 @@
-// Payment gateway function app (Python 3.11, v1 model) on Flex Consumption.
+// Payment gateway function app (Python 3.13, v1 model) on Flex Consumption.
 // Deploy with `azd up` (azure.yaml at the repo root) or `az deployment sub create`.
 // Resources are written out in local modules (no br/public registry modules) so checkov scans them.
 targetScope = 'subscription'

@@ -1,4 +1,4 @@
-// Flex Consumption (FC1) plan + Linux Python 3.11 function app running as a user-assigned identity.
+// Flex Consumption (FC1) plan + Linux Python 3.13 function app running as a user-assigned identity.
 // Host storage, deployment package, Key Vault and Application Insights are all reached with Entra ID.
 
 @description('Function app name.')
@@ -122,7 +122,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
     siteConfig: {

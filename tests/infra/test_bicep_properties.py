@@ -1,7 +1,7 @@
 """Key properties of infra/main.bicep and its local modules, read with pycep-parser.
 
 checkov checks generic hygiene; these tests pin the decisions that matter for this service
-(Flex Consumption + Python 3.11, keyless storage, RBAC-only Key Vault with read-only access for
+(Flex Consumption + Python 3.13, keyless storage, RBAC-only Key Vault with read-only access for
 the app, the app settings the code reads). pycep represents a reference to a parameter or
 variable as its bare name, and an interpolated string as the Bicep text ('${name}').
 """
@@ -146,7 +146,7 @@ def test_function_app_runtime_scale_and_hardening() -> None:
     assert site["kind"] == "functionapp,linux"
     assert props["httpsOnly"] is True
     cfg = props["functionAppConfig"]
-    assert cfg["runtime"] == {"name": "python", "version": "3.11"}
+    assert cfg["runtime"] == {"name": "python", "version": "3.13"}
     scale = cfg["scaleAndConcurrency"]
     assert scale["maximumInstanceCount"] == "maximumInstanceCount"
     assert scale["instanceMemoryMB"] == "instanceMemoryMB"

@@ -41,8 +41,8 @@ def test_dockerfile_is_hadolint_clean() -> None:
 def test_dockerfile_contract() -> None:
     text = (REPO_ROOT / "Dockerfile").read_text()
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    assert lines[0] == "FROM mcr.microsoft.com/azure-functions/python:4-python3.11" or lines[0].startswith(
-        "FROM mcr.microsoft.com/azure-functions/python:4-python3.11@sha256:"
+    assert lines[0] == "FROM mcr.microsoft.com/azure-functions/python:4-python3.13" or lines[0].startswith(
+        "FROM mcr.microsoft.com/azure-functions/python:4-python3.13@sha256:"
     )
     assert "AzureWebJobsScriptRoot=/home/site/wwwroot" in text
     assert "AzureFunctionsJobHost__Logging__Console__IsEnabled=true" in text
