@@ -8,5 +8,5 @@ from shared import runtime
 from shared.reconcile import reconcile_unknown
 
 
-def main(timer: func.TimerRequest | None) -> None:
+def main(timer: func.TimerRequest) -> None:
     reconcile_unknown(runtime.service(), now=time.time())

@@ -12,6 +12,7 @@ import requests
 from tests.devhost_process import devhost
 from tests.support import new_meta, payment_body, refund_body
 from tools.devhost import DevHost, load_local_settings
+from tools.worker_load import FunctionLoadRefused
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,3 +95,23 @@ def test_local_settings_load_like_func_start_with_the_environment_winning(
 def test_timer_functions_are_discovered_with_their_schedule() -> None:
     host = DevHost(ROOT)
     assert [(t.name, t.every_seconds) for t in host.timers] == [("ReconcileUnknown", 300)]
+
+
+def test_the_devhost_serves_the_entry_points_the_worker_runtime_registered() -> None:
+    host = DevHost(ROOT)
+    modules = {f.name: f.main.__module__ for f in [*host.functions, *host.timers]}
+    assert modules == {name: f"__app__.{name}" for name in ("ProcessPayment", "ProcessRefund", "ReconcileUnknown")}
+
+
+def test_the_devhost_refuses_to_start_with_a_function_the_worker_refuses(tmp_path: Path) -> None:
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0"}))
+    folder = tmp_path / "DevhostRefusedTimer"
+    folder.mkdir()
+    (folder / "__init__.py").write_text(
+        "import azure.functions as func\n\n\ndef main(timer: func.TimerRequest | None) -> None:\n    pass\n"
+    )
+    (folder / "function.json").write_text(json.dumps({"bindings": [
+        {"type": "timerTrigger", "direction": "in", "name": "timer", "schedule": "0 */5 * * * *"},
+    ]}))
+    with pytest.raises(FunctionLoadRefused, match="binding timer has invalid non-type annotation"):
+        DevHost(tmp_path)

@@ -5,9 +5,15 @@
 Serves every function folder from its `function.json` (route, methods, authLevel) under
 `host.json`'s `extensions.http.routePrefix`, loading `local.settings.json` `Values` into the
 environment the way `func start` does (the environment wins), and logging to stdout. Timer
-functions run on their `*/N` minute schedule unless `--no-timers`. It emulates the host; it is not
-the host: no bindings beyond HTTP in/out and timers, no host.json throttles. Where Core Tools exist,
-`func start` is the way.
+functions run on their `*/N` minute schedule unless `--no-timers`.
+
+Each folder is loaded by the Functions worker's own runtime (`tools/worker_load.py`, the
+`azure-functions-runtime-v1` that Azure runs): a function the worker would refuse is refused here,
+with the worker's message. Requests and timer ticks then go straight to the entry point that the
+runtime registered: carrying an invocation through the runtime needs the host protocol's generated
+message classes, which no package ships. So the devhost emulates the host; it is not the host: no
+bindings beyond HTTP in/out and timers, no host.json throttles, its own HTTP-to-HttpRequest
+conversion. Where Core Tools exist, `func start` is the way.
 
 Like `func start`, keys are not enforced unless `--function-key KEY` is given; then a request must
 carry it in `x-functions-key` or `?code=`.
@@ -17,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hmac
-import importlib
 import json
 import logging
 import os
@@ -34,6 +39,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from tools import worker_load
 
 ROOT = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("devhost")
@@ -52,7 +59,7 @@ class HttpFunction:
 class TimerFunction:
     name: str
     every_seconds: int
-    main: Callable[[Any], None]
+    main: Callable[[func.TimerRequest], None]
 
 
 def load_local_settings(root: Path) -> None:
@@ -90,9 +97,7 @@ def discover(root: Path) -> tuple[str, list[HttpFunction], list[TimerFunction]]:
     for spec_path in sorted(root.glob("*/function.json")):
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
         folder = spec_path.parent.name
-        script = spec.get("scriptFile", "__init__.py")
-        module_name = folder if script == "__init__.py" else f"{folder}.{Path(script).stem}"
-        entry = getattr(importlib.import_module(module_name), spec.get("entryPoint", "main"))
+        entry = worker_load.load(spec_path.parent)
         for binding in spec["bindings"]:
             if binding.get("type") == "httpTrigger":
                 http_functions.append(
@@ -165,7 +170,7 @@ class DevHost:
             def loop(timer: TimerFunction = timer) -> None:
                 while not stop.wait(timer.every_seconds):
                     try:
-                        timer.main(None)
+                        timer.main(func.TimerRequest(past_due=False))
                     except Exception as error:  # noqa: BLE001 - a failed run must not stop the schedule
                         logger.error("timer %s failed: %s", timer.name, type(error).__name__)
 
