@@ -72,6 +72,8 @@ class StandardError(enum.StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     PROCESSING_ERROR = "processing_error"
     CONFIG_ERROR = "config_error"
+    PARTIAL_APPROVAL = "partial_approval"
+    """The gateway approved less than asked (a prepaid card); the service voided it."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,8 @@ class Gateway(ABC):
     type_id: ClassVar[int]
     name: ClassVar[str]
     credential_fields: ClassVar[tuple[CredentialField, ...]]
+    currencies: ClassVar[frozenset[str]] = frozenset({"USD"})
+    """ISO 4217 codes the gateway can take at all; each merchant account takes one of them."""
 
     def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
         missing = [spec.name for spec in self.credential_fields if not credentials.get(spec.name)]
@@ -255,6 +259,10 @@ class Gateway(ABC):
 
     @abstractmethod
     def process_refund(self, refund: RefundRequest) -> GatewayResult: ...
+
+    def void_payment(self, payment_id: str) -> GatewayResult:
+        """Void the payment `payment_id` in full, as it stands (no look-up of what it should be)."""
+        raise NotImplementedError(f"{self.name} cannot void payments")
 
     def find_payment(self, order_id: str) -> GatewayResult | None:
         """The live (approved, not voided) payment made with `order_id`, or None if there is none.

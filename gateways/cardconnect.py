@@ -60,19 +60,23 @@ class CardConnectGateway(Gateway):
     )
 
     currencies: ClassVar[frozenset[str]] = frozenset({"USD", "CAD"})
-    standard_errors: ClassVar[Mapping[str, StandardError]] = {
-        # PPS (gateway) codes
-        "11": StandardError.INVALID_CARD,
-        "16": StandardError.EXPIRED_CARD,
-        "37": StandardError.CVV_MISMATCH,
-        "32": StandardError.CONFIG_ERROR,  # wrong currency for the merchant
-        # First Data North (FNOR) codes, which the UAT test cards return
-        "NU": StandardError.INSUFFICIENT_FUNDS,
-        "51": StandardError.INSUFFICIENT_FUNDS,
-        "54": StandardError.EXPIRED_CARD,
-        "14": StandardError.INVALID_CARD,
-        "N7": StandardError.CVV_MISMATCH,
+    standard_errors: ClassVar[Mapping[tuple[str, str], StandardError]] = {
+        # Keyed by (respproc, respcode): a code means something only with the processor that sent
+        # it (FNOR 51 is a generic decline, not "insufficient funds"). Rows from the references:
+        # PPS codes (CardPointe's response-codes page), FNOR codes (the UAT test cards and the
+        # guides). Anything else is a plain decline, never a guessed reason.
+        ("PPS", "11"): StandardError.INVALID_CARD,
+        ("PPS", "14"): StandardError.CVV_MISMATCH,  # non-numeric CVV
+        ("PPS", "16"): StandardError.EXPIRED_CARD,
+        ("PPS", "32"): StandardError.CONFIG_ERROR,  # wrong currency for the merchant
+        ("PPS", "37"): StandardError.CVV_MISMATCH,
+        ("FNOR", "NU"): StandardError.INSUFFICIENT_FUNDS,
+        ("FNOR", "54"): StandardError.EXPIRED_CARD,  # wrong expiration
+        ("FNOR", "C2"): StandardError.CVV_MISMATCH,
     }
+    field_limits: ClassVar[Mapping[str, int]] = {"name": 30, "address": 30, "city": 30, "region": 20}
+    """Free-text address fields (OpenAPI `authRequest`) are cut to these lengths; the postal code and
+    country are codes, which are refused instead (a cut code is another code)."""
     TXN_NOT_FOUND = "29"
     VOID_BY_ORDER_ID_ATTEMPTS = 3
     """CardPointe's advice for reconciling a sale that got no answer."""
@@ -113,6 +117,9 @@ class CardConnectGateway(Gateway):
             return self._refund(payment, refund)
         refusal = AlreadyVoided if payment.get("setlstat") == "Voided" else NotRefundable
         raise refusal(why_not_refundable(payment), code=str(payment.get("setlstat") or ""), http_status=200)
+
+    def void_payment(self, payment_id: str) -> GatewayResult:
+        return self._void({"retref": payment_id}, None, None)
 
     def find_payment(self, order_id: str) -> GatewayResult | None:
         live = [r for r in self._by_order_id(order_id) if is_live_sale(r)]
@@ -263,15 +270,22 @@ def add_card(post: Body, card: Card) -> None:
 
 
 def add_address(post: Body, billing: BillingAddress) -> None:
-    fields = {
-        "name": billing.name[:30] if billing.name else None,
-        "address": billing.street,
-        "city": billing.city,
-        "region": billing.state,
-        "country": billing.country,
-        "postal": billing.postal_code,
-    }
-    post.update({key: value for key, value in fields.items() if value})
+    limits = CardConnectGateway.field_limits
+    text = {"name": billing.name, "address": billing.street, "city": billing.city, "region": billing.state}
+    post.update({key: value[: limits[key]].strip() for key, value in text.items() if value})
+    if billing.country:
+        if not (len(billing.country) == 2 and billing.country.isascii() and billing.country.isalpha()):
+            raise RequestRejected(
+                "CardConnect takes a 2-letter country code (ISO 3166-1 alpha-2, e.g. US) in country",
+                code="country",
+            )
+        post["country"] = billing.country.upper()
+    if billing.postal_code:
+        # A US ZIP+4 goes without its dash ("5 or 9 digits"); CardPointe takes at most 9 characters.
+        postal = re.sub(r"[\s-]", "", billing.postal_code).upper()
+        if len(postal) > 9:
+            raise RequestRejected("CardConnect takes a postal code of at most 9 characters in zip", code="postal")
+        post["postal"] = postal
 
 
 def add_order(post: Body, order_id: str) -> None:
@@ -314,7 +328,8 @@ def code_from(response: Mapping[str, Any]) -> str:
 
 
 def standard_error_from(response: Mapping[str, Any]) -> StandardError:
-    return CardConnectGateway.standard_errors.get(code_from(response), StandardError.DECLINED)
+    key = (str(response.get("respproc") or "").upper(), code_from(response).upper())
+    return CardConnectGateway.standard_errors.get(key, StandardError.DECLINED)
 
 
 def is_not_found(response: Mapping[str, Any]) -> bool:

@@ -9,6 +9,12 @@ Wire facts (reference, Part 2): HTTP Basic with the API key as username and an e
 bodies; `amount` a JSON number in major units. Success is HTTP 200 with a transaction object; a
 decline is HTTP 400 `TransactionDeclined` whose `details` is the declined transaction. A payment
 can be voided (`PUT status=voided`) until it is batched for funding and refunded only after.
+
+Statuses (compared case-insensitively): `processed` is a completed sale; `authorized` is a hold,
+which Payload processes on a `status=processed` update, so a sale answered `authorized` is
+completed with that update (the LMS asked for a sale, and the reference says a hold becomes one
+this way); `processing` means a charge exists whose outcome is not final: the answer is unknown
+(502) and a retry or the reconciler finds it later; `declined` and `rejected` charged nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from gateways.base import (
     Declined,
     Gateway,
     GatewayContext,
+    GatewayError,
     GatewayResult,
     GatewayUnreachable,
     NotRefundable,
@@ -61,8 +68,10 @@ class PayloadGateway(Gateway):
     )
 
     currencies: ClassVar[frozenset[str]] = frozenset({"USD", "CAD"})
-    """Payload takes no currency on the wire: the processing account's currency applies."""
-    approved_statuses: ClassVar[frozenset[str]] = frozenset({"processed", "authorized"})
+    """Payload takes no currency on the wire: the processing account's currency applies, which is
+    why the flow refuses a request in another currency than the merchant account's."""
+    live_statuses: ClassVar[frozenset[str]] = frozenset({"processed", "authorized", "processing"})
+    """A payment in one of these is a charge that exists (a look-up must never miss it)."""
     standard_errors: ClassVar[Mapping[str, StandardError]] = {
         "card_expired": StandardError.EXPIRED_CARD,
         "invalid_card_code": StandardError.CVV_MISMATCH,
@@ -93,7 +102,7 @@ class PayloadGateway(Gateway):
         payment["payment_method"] = card_payment_method(sale.card, sale.billing)
         payment["type"] = "payment"
         transaction = self._commit("POST", "transactions", payment)
-        return result_from(self._approved(transaction), "sale")
+        return result_from(self._completed(transaction), "sale")
 
     def process_refund(self, refund: RefundRequest) -> GatewayResult:
         payment = self._commit("GET", f"transactions/{quote(refund.payment_id, safe='')}")
@@ -124,30 +133,30 @@ class PayloadGateway(Gateway):
         transaction = self._commit("POST", "transactions", refund_body)
         return result_from(self._approved(transaction), "refund")
 
+    def void_payment(self, payment_id: str) -> GatewayResult:
+        return self._void({"id": payment_id})
+
     def find_payment(self, order_id: str) -> GatewayResult | None:
-        check_order_number(order_id)
-        listing = self._commit("GET", "transactions", params={"order_number": order_id, "type": "payment"})
-        values = listing.get("values") if listing.get("object") == "list" else None
-        live = [t for t in values or [] if isinstance(t, dict) and self._is_live_payment(t, order_id)]
+        live = self._live_payments(order_id)
         if len(live) > 1:
             log.warning("Payload holds %d live payments for order %s; using the first", len(live), order_id)
-        return result_from(live[0], "sale") if live else None
+        # Our own hold is our sale half done: completing it is what the first attempt was doing.
+        return result_from(self._completed(live[0]), "sale") if live else None
 
     def find_refund(self, order_id: str) -> GatewayResult | None:
         check_order_number(order_id)
         listing = self._commit("GET", "transactions", params={"order_number": order_id, "type": "refund"})
         values = listing.get("values") if listing.get("object") == "list" else None
-        done = [
+        refunds = [
             t for t in values or []
-            if isinstance(t, dict) and t.get("order_number") == order_id and t.get("status") in self.approved_statuses
+            if isinstance(t, dict) and t.get("order_number") == order_id and status_of(t) in self.live_statuses
         ]
-        return result_from(done[0], "refund") if done else None
+        # A refund still processing exists: unknown, never "not found" (which would refund again).
+        return result_from(self._approved(refunds[0]), "refund") if refunds else None
 
     def cancel_payment(self, order_id: str) -> GatewayResult | None:
-        found = self.find_payment(order_id)
-        if found is None:
-            return None
-        return self._void({"id": found.transaction_id, "amount": found.amount})
+        live = self._live_payments(order_id)
+        return self._void(live[0]) if live else None
 
     def verify_credentials(self) -> None:
         # A one-row search of this processing account's transactions: read-only, charges nobody.
@@ -160,7 +169,7 @@ class PayloadGateway(Gateway):
 
     def _void(self, payment: Body) -> GatewayResult:
         voided = self._commit("PUT", f"transactions/{quote(str(payment['id']), safe='')}", {"status": "voided"})
-        if voided.get("status") != "voided":
+        if status_of(voided) != "voided":
             raise OutcomeUnknown(
                 f"Payload answered a void with status {voided.get('status')!r}",
                 code="unexpected_status",
@@ -168,10 +177,16 @@ class PayloadGateway(Gateway):
             )
         return result_from(voided, "void", amount_from(voided) or amount_from(payment))
 
+    def _live_payments(self, order_id: str) -> list[Body]:
+        check_order_number(order_id)
+        listing = self._commit("GET", "transactions", params={"order_number": order_id, "type": "payment"})
+        values = listing.get("values") if listing.get("object") == "list" else None
+        return [t for t in values or [] if isinstance(t, dict) and self._is_live_payment(t, order_id)]
+
     def _is_live_payment(self, transaction: Body, order_id: str) -> bool:
         return (
             transaction.get("order_number") == order_id
-            and transaction.get("status") in self.approved_statuses
+            and status_of(transaction) in self.live_statuses
             and transaction.get("processing_id") in (None, self.processing_id)
         )
 
@@ -206,14 +221,43 @@ class PayloadGateway(Gateway):
             )
         raise RequestRejected(error_message_from(error, status), code=code, http_status=status)
 
+    def _completed(self, payment: Body) -> Body:
+        """`payment` as a completed sale: a hold (`authorized`) is processed first."""
+        if status_of(payment) == "authorized":
+            try:
+                payment = self._commit(
+                    "PUT", f"transactions/{quote(str(payment.get('id')), safe='')}", {"status": "processed"}
+                )
+            except (OutcomeUnknown, Declined):
+                raise
+            except GatewayError as error:
+                # The hold stands whatever went wrong: never "nothing charged".
+                raise OutcomeUnknown(
+                    f"Payload holds payment {payment.get('id')} as authorized and did not process it: "
+                    f"{error.message}",
+                    code="authorized",
+                    http_status=error.http_status,
+                    transaction_id=payment.get("id"),
+                ) from None
+        return self._approved(payment)
+
     def _approved(self, transaction: Body) -> Body:
-        status = transaction.get("status")
-        if status in self.approved_statuses:
+        status = status_of(transaction)
+        if status == "processed":
             return transaction
-        if status == "declined":
+        if status in ("declined", "rejected"):
             raise declined_from(transaction, 200)
+        if status == "processing":
+            raise OutcomeUnknown(
+                f"Payload is still processing transaction {transaction.get('id')}; its outcome is not final",
+                code="processing",
+                http_status=200,
+                transaction_id=transaction.get("id"),
+            )
         raise OutcomeUnknown(
-            f"Payload answered with transaction status {status!r}", code="unexpected_status", http_status=200
+            f"Payload answered with transaction status {transaction.get('status')!r}",
+            code="unexpected_status",
+            http_status=200,
         )
 
 
@@ -247,16 +291,25 @@ def check_order_number(order_id: str) -> None:
         )
 
 
+def status_of(transaction: Mapping[str, Any]) -> str:
+    """The transaction's status in lower case: Payload's own pages write them capitalised."""
+    return str(transaction.get("status") or "").lower()
+
+
 def check_refundable(payment: Mapping[str, Any]) -> None:
     if payment.get("type") not in (None, "payment"):
         raise RequestRejected(
             f"transaction {payment.get('id')} is a {payment.get('type')}, not a payment", code="not_a_payment"
         )
-    status = payment.get("status")
+    status = status_of(payment)
     if status == "voided":
         raise AlreadyVoided("payment already voided", code="voided", http_status=200)
-    if status not in PayloadGateway.approved_statuses:
-        raise NotRefundable(f"payment is {status}; there is nothing to refund", code=str(status), http_status=200)
+    if status == "processing":
+        raise NotRefundable(
+            "payment is still processing; refund it once Payload has processed it", code=status, http_status=200
+        )
+    if status not in PayloadGateway.live_statuses:
+        raise NotRefundable(f"payment is {status}; there is nothing to refund", code=status, http_status=200)
 
 
 def is_settled(payment: Mapping[str, Any]) -> bool:

@@ -9,6 +9,7 @@ Refused unless ENABLE_SIMULATOR=true; never on in Azure. Magic card numbers (all
 | 4000000000000069 | declined, expired_card                                              |
 | 4000000000000127 | declined, incorrect_cvc                                             |
 | 4999006200620062 | charged, but the answer is lost: OutcomeUnknown (a gateway timeout) |
+| 4000000000003063 | a prepaid card with 10.00 left: more is approved for 10.00 only     |
 | any other        | approved                                                            |
 
 A full refund of an unsettled payment voids it; anything else is a refund, up to what remains.
@@ -43,6 +44,8 @@ DECLINES: dict[str, tuple[str, str, StandardError]] = {
     "4000000000000127": ("incorrect_cvc", "CVV mismatch", StandardError.CVV_MISMATCH),
 }
 TIMEOUT_CARD = "4999006200620062"
+PARTIAL_CARD = "4000000000003063"
+PARTIAL_BALANCE = Decimal("10.00")
 
 
 @dataclass
@@ -125,6 +128,7 @@ class SimulatorGateway(Gateway):
     type_id = 900
     name = "Simulator"
     credential_fields = ()
+    currencies = frozenset({"USD", "CAD", "GBP", "EUR"})
 
     ledger = LEDGER
 
@@ -138,11 +142,12 @@ class SimulatorGateway(Gateway):
         if existing is not None and existing.live:
             # Like CardConnect, order ids are unique per merchant; a second sale is refused.
             raise RequestRejected("duplicate order id", code="duplicate_order", http_status=200)
-        payment = SimulatedPayment(_new_id(), account, sale.order_id, sale.amount)
+        approved = min(sale.amount, PARTIAL_BALANCE) if sale.card.number == PARTIAL_CARD else sale.amount
+        payment = SimulatedPayment(_new_id(), account, sale.order_id, approved)
         self.ledger.add(payment)
         if sale.card.number == TIMEOUT_CARD:
             raise OutcomeUnknown("simulated gateway timeout after the charge was made", code="timeout")
-        return self._result(payment.transaction_id, "sale", sale.amount)
+        return self._result(payment.transaction_id, "sale", approved)
 
     def process_refund(self, refund: RefundRequest) -> GatewayResult:
         payment = self.ledger.get(self.context.merchant_account_id, refund.payment_id)
@@ -165,6 +170,18 @@ class SimulatorGateway(Gateway):
             payment.refunds.append(refund_id)
             self.ledger.add_refund(self.context.merchant_account_id, refund.order_id, refund_id, amount)
         return self._result(refund_id, "refund", amount)
+
+    def void_payment(self, payment_id: str) -> GatewayResult:
+        payment = self.ledger.get(self.context.merchant_account_id, payment_id)
+        if payment is None:
+            raise TransactionNotFound("transaction not found", code="not_found", http_status=200)
+        with self.ledger.lock:
+            if payment.voided:
+                raise AlreadyVoided("payment already voided", code="voided", http_status=200)
+            if payment.settled:
+                raise RequestRejected("payment already settled; refund it instead", code="settled", http_status=200)
+            payment.voided = True
+        return self._result(payment.transaction_id, "void", payment.amount)
 
     def find_refund(self, order_id: str) -> GatewayResult | None:
         found = self.ledger.refund_by_order(self.context.merchant_account_id, order_id)

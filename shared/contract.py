@@ -32,6 +32,11 @@ CURRENCIES: dict[int, str] = {840: "USD", 124: "CAD", 826: "GBP", 978: "EUR"}
 
 SERVICE_NAME = "PaymentGatewayAPI"
 
+ZIP_MAX_CHARACTERS = 9
+"""A postal code's letters and digits (spaces and dashes aside): CardConnect's limit, which a US
+ZIP+4 fits once its dash is dropped. A cut postal code is another one, so longer ones are refused."""
+_ZIP_SEPARATORS = re.compile(r"[ -]")
+
 ShortText = Annotated[str, StringConstraints(max_length=100)]
 LongText = Annotated[str, StringConstraints(max_length=255)]
 Amount = Annotated[Decimal, Field(gt=0, decimal_places=2, allow_inf_nan=False)]
@@ -135,6 +140,21 @@ class PaymentBody(_GatewayCall):
         # V1 accepted a number here; it is kept as text so leading zeros of the next one survive.
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
+        return value
+
+    @field_validator("zip")
+    @classmethod
+    def _zip_fits(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # `country` is declared before `zip`, so it is validated (and in info.data) by now.
+        if not value:
+            return value
+        compact = _ZIP_SEPARATORS.sub("", value)
+        if len(compact) > ZIP_MAX_CHARACTERS:
+            raise ValueError(f"must have at most {ZIP_MAX_CHARACTERS} letters or digits besides spaces and dashes")
+        country = info.data.get("country")
+        if country and country.upper() == "US" and not (compact.isascii() and compact.isdigit()
+                                                         and len(compact) in (5, 9)):
+            raise ValueError("must be a US ZIP code (5 digits, or ZIP+4: 9 digits, e.g. 12345-6789) for country US")
         return value
 
     @property

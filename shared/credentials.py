@@ -1,7 +1,8 @@
 """Where each merchant account's gateway credentials come from.
 
 One secret per merchant account, named `merchant-account-<id>`, value
-`{"gatewayTypeId": 2, "credentials": {...}}`. In Azure the secrets live in Key Vault and are cached
+`{"gatewayTypeId": 2, "credentials": {...}}`, with an optional `"currency": "CAD"` (ISO 4217, the
+currency the account charges in; USD when absent). In Azure the secrets live in Key Vault and are cached
 per account for a TTL (Key Vault allows ~4,000 reads per 10 s per vault, and a warm request should
 cost none); locally they live in one JSON file keyed by account id.
 """
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 SECRET_PREFIX = "merchant-account-"  # noqa: S105 (a name prefix, not a secret)
 SECRET_CONTENT_TYPE = "application/json"  # noqa: S105 (a MIME type)
+DEFAULT_CURRENCY = "USD"
+"""The currency of an account whose secret names none (every account before currencies were kept)."""
 
 
 class CredentialError(Exception):
@@ -47,11 +50,13 @@ class MerchantAccount:
     gateway_type_id: int
     credentials: Mapping[str, str]
     version: str = ""
+    currency: str = DEFAULT_CURRENCY
+    """ISO 4217 code the account charges in: Payload charges in it whatever a request says."""
 
     def __repr__(self) -> str:
         return (
             f"MerchantAccount(id={self.merchant_account_id}, gatewayTypeId={self.gateway_type_id}, "
-            f"fields={sorted(self.credentials)}, version={self.version!r})"
+            f"currency={self.currency}, fields={sorted(self.credentials)}, version={self.version!r})"
         )
 
 
@@ -59,8 +64,12 @@ def secret_name(merchant_account_id: int) -> str:
     return f"{SECRET_PREFIX}{merchant_account_id}"
 
 
-def format_secret(gateway_type_id: int, credentials: Mapping[str, str]) -> str:
-    return json.dumps({"gatewayTypeId": gateway_type_id, "credentials": dict(credentials)})
+def format_secret(gateway_type_id: int, credentials: Mapping[str, str], currency: str | None = None) -> str:
+    document: dict[str, Any] = {"gatewayTypeId": gateway_type_id}
+    if currency is not None:
+        document["currency"] = currency
+    document["credentials"] = dict(credentials)
+    return json.dumps(document)
 
 
 def parse_secret(merchant_account_id: int, document: Any, version: str = "") -> MerchantAccount:
@@ -79,7 +88,10 @@ def parse_secret(merchant_account_id: int, document: Any, version: str = "") -> 
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise MalformedSecret(f"{where} has a non-text value for {key!r}")
         credentials[str(key)] = str(value)
-    return MerchantAccount(merchant_account_id, type_id, credentials, version)
+    currency = document.get("currency", DEFAULT_CURRENCY)
+    if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isalpha()):
+        raise MalformedSecret(f"{where} has a currency that is not an ISO 4217 code such as USD")
+    return MerchantAccount(merchant_account_id, type_id, credentials, version, currency.upper())
 
 
 class CredentialStore(Protocol):

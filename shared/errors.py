@@ -57,6 +57,12 @@ class GatewayTypeMismatch(ServiceError):
     status, code = 400, "gateway_type_mismatch"
 
 
+class CurrencyMismatch(ServiceError):
+    """The request's currency is not the merchant account's: Payload would charge the account's."""
+
+    status, code = 422, "currency_mismatch"
+
+
 class CredentialsUnavailable(ServiceError):
     """Key Vault is down, the secret is missing or malformed: this service's fault, not the caller's."""
 

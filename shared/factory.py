@@ -8,6 +8,7 @@ from typing import Any
 from gateways.base import CredentialField, Gateway, GatewayContext
 from gateways.http import HttpPool
 from gateways.registry import gateway_type
+from shared.contract import CURRENCIES
 from shared.credentials import (
     AccountNotFound,
     CredentialError,
@@ -15,7 +16,7 @@ from shared.credentials import (
     MerchantAccount,
     parse_secret,
 )
-from shared.errors import CredentialsUnavailable, GatewayTypeMismatch, UnknownGatewayType
+from shared.errors import CredentialsUnavailable, CurrencyMismatch, GatewayTypeMismatch, UnknownGatewayType
 from shared.settings import Settings
 
 SIMULATOR_TYPE_ID = 900
@@ -41,6 +42,18 @@ def normalise_credentials(
             f"the credentials for merchant account {merchant_account_id} lack {', '.join(missing)}"
         )
     return values
+
+
+def require_currency(account: MerchantAccount, currency: str | None) -> None:
+    """Refuse a request in another currency than the account's, before any gateway call. Payload
+    takes no currency on the wire and charges in the processing account's, so a CAD request on a
+    USD account would be charged in USD; every gateway is held to the same rule."""
+    if currency is None or currency == account.currency:
+        return
+    numeric = {code: number for number, code in CURRENCIES.items()}
+    takes = f"{account.currency} ({numeric[account.currency]})" if account.currency in numeric else account.currency
+    message = f"merchant account {account.merchant_account_id} takes {takes}, not {currency}"
+    raise CurrencyMismatch(message, errors=[{"field": "currencyType", "message": message}])
 
 
 class GatewayFactory:

@@ -36,6 +36,7 @@ from gateways.base import (
     SaleRequest,
 )
 from shared import audit
+from shared.approval import approved_in_full
 from shared.contract import BVMeta, Detail, Envelope, PaymentBody, RefundBody
 from shared.credentials import MerchantAccount
 from shared.errors import (
@@ -49,7 +50,7 @@ from shared.errors import (
     from_gateway_error,
     from_service_error,
 )
-from shared.factory import GatewayFactory
+from shared.factory import GatewayFactory, require_currency
 from shared.idempotency import IdempotencyStore, Record, State
 from shared.settings import Settings
 
@@ -324,6 +325,7 @@ class PaymentService:
         request_credentials = request.credentials if self.settings.allow_request_credentials else None
         try:
             gateway, account = self.factory.create(cls, merchant, request_credentials=request_credentials)
+            require_currency(account, request.currency)
         except ServiceError:
             self._give_back(record, reconcile)
             raise
@@ -360,8 +362,8 @@ class PaymentService:
                 if reconcile:
                     found = _look_up(target.find_payment, target, order_id)
                     if found is not None:
-                        return found
-                return target.process_payment(_sale(request, order_id))
+                        return approved_in_full(target, found, request.amount)
+                return approved_in_full(target, target.process_payment(_sale(request, order_id)), request.amount)
             if not reconcile:
                 return target.process_refund(_refund(request, order_id))
             # The earlier attempt may have refunded or voided: find out before acting again.

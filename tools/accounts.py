@@ -4,16 +4,20 @@
     (the vault URL may come from KEY_VAULT_URL instead; sign-in is DefaultAzureCredential: az login,
     a managed identity, ...)
 
-    set ACCOUNT_ID --gateway-type ID [--from-file PATH | -] [--updated-by NAME] [--change-type]
+    set ACCOUNT_ID --gateway-type ID [--currency CODE] [--from-file PATH | -] [--updated-by NAME]
+        [--change-type]
         Write or rotate `merchant-account-<ACCOUNT_ID>` (a new version; the service picks it up within
         its credential cache TTL, 300 s by default). Prompts for each credential field the gateway
         type declares without echoing, or reads a JSON object of field to value from PATH (`-`:
         standard input), e.g. {"username": "...", "password": "...", "merchantId": "..."}; the
-        contract's {"gatewayTypeId": 2, "credentials": {...}} is accepted too. Refuses an unregistered
-        gateway type, a missing field, and a change of an existing account's gateway type unless
-        --change-type is given. Needs the Key Vault Secrets Officer role.
+        contract's {"gatewayTypeId": 2, "currency": "CAD", "credentials": {...}} is accepted too.
+        --currency (ISO 4217, e.g. CAD) is the currency the account charges in; without it a
+        rotation keeps the secret's current currency and a new account has none (USD). Refuses an
+        unregistered gateway type, a missing field, a currency the gateway type cannot take, and a
+        change of an existing account's gateway type unless --change-type is given. Needs the Key
+        Vault Secrets Officer role.
     show ACCOUNT_ID
-        Gateway type, version, update time and field names; values masked (see `mask`).
+        Gateway type, currency, version, update time and field names; values masked (see `mask`).
     list
         Every merchant-account-* secret with its gatewayTypeId tag; reads no secret values.
     verify ACCOUNT_ID
@@ -22,8 +26,9 @@
 
 Exit codes:
     0  done; for verify: the gateway accepted the credentials
-    1  refused: unknown gateway type, a missing field, an unreadable --from-file, a gateway type
-       change without --change-type; for verify: the gateway rejected the credentials
+    1  refused: unknown gateway type, a missing field, a currency the gateway type cannot take, an
+       unreadable --from-file, a gateway type change without --change-type; for verify: the gateway
+       rejected the credentials
     2  error: Key Vault unreachable or access denied, no such secret, a malformed secret, bad
        settings, the gateway unreachable or failing, a usage error
     3  verify only: the account's gateway type has no way to verify credentials
@@ -48,6 +53,7 @@ from gateways.base import CredentialsRejected, Gateway, GatewayError
 from gateways.http import HttpPool, Timeouts
 from gateways.registry import gateway_type, gateway_types
 from shared.credentials import (
+    DEFAULT_CURRENCY,
     SECRET_CONTENT_TYPE,
     SECRET_PREFIX,
     CredentialError,
@@ -146,6 +152,16 @@ def operator_name() -> str:
         return "unknown"
 
 
+def currency_from_document(document: Any) -> str | None:
+    """The currency of a --from-file document in the contract's shape, if it names one."""
+    if isinstance(document, dict) and isinstance(document.get("credentials"), dict):
+        currency = document.get("currency")
+        if currency is not None and not isinstance(currency, str):
+            raise Refused("the file's currency is not text")
+        return currency
+    return None
+
+
 def raw_from_document(document: Any, type_id: int) -> dict[str, str]:
     """A --from-file document's credential values as text, by key; never echoes a value."""
     if isinstance(document, dict) and isinstance(document.get("credentials"), dict):
@@ -163,7 +179,8 @@ def raw_from_document(document: Any, type_id: int) -> dict[str, str]:
     return raw
 
 
-def read_file(source: str, stdin: TextIO, type_id: int) -> dict[str, str]:
+def read_file(source: str, stdin: TextIO, type_id: int) -> tuple[dict[str, str], str | None]:
+    """The file's credential values, and the currency it names (contract shape only)."""
     try:
         text = stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as error:
@@ -173,7 +190,16 @@ def read_file(source: str, stdin: TextIO, type_id: int) -> dict[str, str]:
     except ValueError:
         # json's message quotes the offending text, which may be a credential.
         raise Refused(f"{'standard input' if source == '-' else source} is not valid JSON") from None
-    return raw_from_document(document, type_id)
+    return raw_from_document(document, type_id), currency_from_document(document)
+
+
+def checked_currency(cls: type[Gateway], currency: str) -> str:
+    code = currency.strip().upper()
+    if not (len(code) == 3 and code.isascii() and code.isalpha()):
+        raise Refused(f"currency {currency!r} is not an ISO 4217 code such as USD or CAD")
+    if code not in cls.currencies:
+        raise Refused(f"{cls.name} cannot take currency {code} (it takes {', '.join(sorted(cls.currencies))})")
+    return code
 
 
 def read_prompts(cls: type[Gateway], prompt: Prompt) -> dict[str, str]:
@@ -186,23 +212,32 @@ def read_prompts(cls: type[Gateway], prompt: Prompt) -> dict[str, str]:
     return raw
 
 
-def current_type(client: SecretClient, name: str) -> tuple[bool, int | None]:
-    """Whether the secret exists, and the gateway type it holds now (None if it holds none readable)."""
+def current_account(client: SecretClient, name: str) -> tuple[bool, MerchantAccount | None, str | None]:
+    """Whether the secret exists, what it holds now (None if nothing readable), and the currency it
+    names explicitly (so that a rotation keeps it)."""
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
         secret = client.get_secret(name)
     except ResourceNotFoundError:
-        return False, None
+        return False, None, None
     try:
-        return True, parse_secret(0, json.loads(secret.value or "")).gateway_type_id
+        document = json.loads(secret.value or "")
+        account = parse_secret(0, document)
     except (ValueError, CredentialError):
-        return True, None
+        return True, None, None
+    return True, account, account.currency if "currency" in document else None
 
 
 def command_set(args: argparse.Namespace, secrets: KeyVaultSecrets, prompt: Prompt, stdin: TextIO) -> int:
     cls = require_gateway(args.gateway_type)
-    raw = read_prompts(cls, prompt) if args.from_file is None else read_file(args.from_file, stdin, cls.type_id)
+    file_currency = None
+    if args.currency is not None:
+        checked_currency(cls, args.currency)  # before any prompt: a typo costs no typing
+    if args.from_file is None:
+        raw = read_prompts(cls, prompt)
+    else:
+        raw, file_currency = read_file(args.from_file, stdin, cls.type_id)
     try:
         values = normalise_credentials(cls.credential_fields, raw, args.account_id)
     except ServiceError as error:
@@ -214,18 +249,23 @@ def command_set(args: argparse.Namespace, secrets: KeyVaultSecrets, prompt: Prom
 
     name = secret_name(args.account_id)
     client = secrets.client
-    exists, existing = current_type(client, name)
-    if existing is not None and existing != cls.type_id and not args.change_type:
+    exists, existing, existing_currency = current_account(client, name)
+    if existing is not None and existing.gateway_type_id != cls.type_id and not args.change_type:
         raise Refused(
-            f"{name} holds gateway type {existing}; writing type {cls.type_id} moves the account to another "
-            "gateway: pass --change-type if that is intended"
+            f"{name} holds gateway type {existing.gateway_type_id}; writing type {cls.type_id} moves the account "
+            "to another gateway: pass --change-type if that is intended"
         )
+    currency = args.currency or file_currency or existing_currency
+    if currency is not None:
+        currency = checked_currency(cls, currency)
     tags = {"gatewayTypeId": str(cls.type_id), "gatewayTypeName": cls.name, "updatedBy": args.updated_by}
-    stored = client.set_secret(name, format_secret(cls.type_id, values), content_type=SECRET_CONTENT_TYPE, tags=tags)
+    document = format_secret(cls.type_id, values, currency)
+    stored = client.set_secret(name, document, content_type=SECRET_CONTENT_TYPE, tags=tags)
     verb = "rotated" if exists else "created"
     print(
         f"{name}: {verb}, version {stored.properties.version} "
-        f"(gateway type {cls.type_id} {cls.name}; fields {', '.join(values)})"
+        f"(gateway type {cls.type_id} {cls.name}; currency {currency or DEFAULT_CURRENCY + ' (default)'}; "
+        f"fields {', '.join(values)})"
     )
     return OK
 
@@ -239,7 +279,8 @@ def command_show(args: argparse.Namespace, secrets: KeyVaultSecrets) -> int:
     except ResourceNotFoundError:
         raise Failed(f"no secret {name} in the vault") from None
     try:
-        account = parse_secret(args.account_id, json.loads(secret.value or ""), secret.properties.version or "")
+        document = json.loads(secret.value or "")
+        account = parse_secret(args.account_id, document, secret.properties.version or "")
     except ValueError:
         raise Failed(f"secret {name} is not JSON") from None
     except CredentialError as error:
@@ -250,6 +291,7 @@ def command_show(args: argparse.Namespace, secrets: KeyVaultSecrets) -> int:
     lines = [
         name,
         f"  gateway type: {account.gateway_type_id} ({cls.name if cls else 'not registered here'})",
+        f"  currency:     {account.currency}{'' if 'currency' in document else ' (default)'}",
         f"  version:      {properties.version or '-'}",
         f"  updated:      {timestamp(properties.updated_on)}",
         f"  updated by:   {tags.get('updatedBy', '-')}",
@@ -366,6 +408,7 @@ def parser() -> argparse.ArgumentParser:
     set_command = commands.add_parser("set", help="write or rotate an account's secret")
     set_command.add_argument("account_id", type=account_id, metavar="ACCOUNT_ID")
     set_command.add_argument("--gateway-type", type=int, required=True, metavar="ID")
+    set_command.add_argument("--currency", metavar="CODE", help="ISO 4217 currency the account charges in")
     set_command.add_argument("--from-file", metavar="PATH", help="JSON object of field to value; - for stdin")
     set_command.add_argument("--updated-by", default=operator_name(), help="recorded in the updatedBy tag")
     set_command.add_argument("--change-type", action="store_true", help="allow moving the account to another type")

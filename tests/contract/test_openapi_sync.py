@@ -22,7 +22,17 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from gateways.base import GatewayError, StandardError
-from shared.contract import CURRENCIES, Amount, BVMeta, Detail, Envelope, PaymentBody, RefundBody, luhn_valid
+from shared.contract import (
+    CURRENCIES,
+    ZIP_MAX_CHARACTERS,
+    Amount,
+    BVMeta,
+    Detail,
+    Envelope,
+    PaymentBody,
+    RefundBody,
+    luhn_valid,
+)
 from shared.errors import ServiceError, _gateway_status, from_gateway_error, from_service_error
 from shared.flow import Answer
 from shared.settings import Settings
@@ -205,9 +215,11 @@ def test_numeric_bounds_and_enums_match_the_model(operation_id: str) -> None:
     if model is PaymentBody:
         max_zip = _model_bound(_model_property(model, "zip"), "maxLength")
         integer = next(b for b in props["zip"]["anyOf"] if b.get("type") == "integer")
-        # An int is kept as its text, which must fit the string bound.
-        assert integer["maximum"] == 10**max_zip - 1
-        assert integer["minimum"] == -(10 ** (max_zip - 1) - 1)
+        # An int is kept as its text, which must fit the string bound and hold at most
+        # ZIP_MAX_CHARACTERS digits (a minus sign counts as a separator, like a dash).
+        assert integer["maximum"] == 10**ZIP_MAX_CHARACTERS - 1
+        assert integer["minimum"] == -(10**ZIP_MAX_CHARACTERS - 1)
+        assert len(str(integer["minimum"])) <= max_zip
         for value in (integer["maximum"], integer["minimum"]):
             PaymentBody.model_validate({**_payment(), "zip": value})
         for value in (integer["maximum"] + 1, integer["minimum"] - 1):
@@ -284,6 +296,10 @@ def test_strings_the_spec_patterns_allow_are_accepted(data: st.DataObject) -> No
     masked = data.draw(st.from_regex(_pattern("processRefund", "maskedCardNumber"), fullmatch=True))
     masked = masked[-19:]
     assert _accepted(RefundBody, _refund(maskedCardNumber=masked)), masked
+    zip_pattern = next(b["pattern"] for b in body_schema(SPEC, "processPayment")["properties"]["zip"]["anyOf"]
+                       if "pattern" in b)
+    postal = data.draw(st.from_regex(zip_pattern, fullmatch=True))[:10]
+    assert _accepted(PaymentBody, _payment(zip=postal)), postal
     payment_id = data.draw(st.from_regex(_pattern("processRefund", "paymentTransactionId"), fullmatch=True))
     assert _accepted(RefundBody, _refund(paymentTransactionId=payment_id[:64])), payment_id
 

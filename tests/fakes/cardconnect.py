@@ -12,7 +12,8 @@
         fake.set_fault("slow", seconds=2, count=1, match="auth")   # see FakeServer.set_fault
 
 Constructor: `merchants` {merchid: (username, password)}; `currency` (default USD); `shuffle`
-(default True: answer keys in random order with a dummy key, like the UAT emulator).
+(default True: answer keys in random order with a dummy key, like the UAT emulator);
+`partial_auth` (merchids enabled for partial authorization, see below).
 
 Routes: PUT|POST /cardconnect/rest/{auth,capture,void,refund,voidByOrderId}; GET
 inquire/{retref}/{merchid}, inquireByOrderid/{orderid}/{merchid}[/{set}], inquireMerchant/{merchid};
@@ -23,10 +24,19 @@ Rules: an orderid holding a Luhn-valid 13-19 digit run is stored masked (`masked
 inquireByOrderid and voidByOrderId with the original find nothing; capture "Y" -> Queued for
 Capture, else Authorized; refund before settlement -> C/28; unknown
 retref or another merchant's -> C/29; void after settlement -> C/27; void of Queued for Capture only
-in full (C/43 otherwise); voidByOrderId ignores declines. Cards: 4387751111111053 C/NU insufficient
-funds, 4387751111111038 C/05 do not honor, 4387751111111046 C/54 wrong expiration,
-4387751111111020 C/01 refer to issuer, 4999006200620062 (and the MC/Discover twins) B/62 timed out;
-any other card approves A/00.
+in full (C/43 otherwise); voidByOrderId ignores declines. Cards (respproc FNOR, as the UAT emulator
+answers them): 4387751111111053 C/NU insufficient funds, 4387751111111038 C/05 do not honor,
+4387751111111046 C/54 wrong expiration, 4387751111111020 C/01 refer to issuer; `fake.decline_cards`
+takes more {card: (respproc, respcode, resptext)} for a test. 4999006200620062 (and the MC/Discover
+twins) PPS B/62 timed out; any other card approves A/00. Gateway-level refusals are respproc PPS.
+
+Partial approval (guides, partial approval section; FNOR 10): PREPAID_CARD is a test trigger, a
+prepaid card with PREPAID_BALANCE left. Asked for more on a merchid in `partial_auth`, the auth comes
+back A/10 "Partial Approval" with `amount` = the balance; on any other merchid it declines C/NU.
+
+Field limits (OpenAPI `authRequest`): name, address, city 30; region 20; country 2; postal 9, and
+for a US address (country US or absent) 5 or 9 digits. An auth breaking one is refused HTTP 400
+{"message": ..., "errorcode": ...} and nothing is recorded.
 
 Faults: "slow" (carry out, answer after `seconds`), "drop" (carry out, close without answering),
 "http500" (not carried out unless carry_out=True), "respstat_b" (HTTP 200 B/62 "Timed out"; with
@@ -47,11 +57,14 @@ from tests.fakes._server import COMMON_FAULTS, FakeServer, Fault, RecordedReques
 
 CENT = Decimal("0.01")
 DECLINE_CARDS = {
-    "4387751111111053": ("NU", "Insufficient funds"),
-    "4387751111111038": ("05", "Do not honor"),
-    "4387751111111046": ("54", "Wrong expiration"),
-    "4387751111111020": ("01", "Refer to issuer"),
+    "4387751111111053": ("FNOR", "NU", "Insufficient funds"),
+    "4387751111111038": ("FNOR", "05", "Do not honor"),
+    "4387751111111046": ("FNOR", "54", "Wrong expiration"),
+    "4387751111111020": ("FNOR", "01", "Refer to issuer"),
 }
+PREPAID_CARD = "4005550000000019"
+PREPAID_BALANCE = Decimal("10.00")
+FIELD_LIMITS = {"name": 30, "address": 30, "address2": 30, "city": 30, "region": 20, "country": 2, "postal": 9}
 TIMEOUT_CARDS = frozenset({"4999006200620062", "5111006200620062", "6465006200620062"})
 SETTLED = "Accepted"
 QUEUED = "Queued for Capture"
@@ -96,11 +109,20 @@ class CardConnectFake(FakeServer):
     fault_modes = COMMON_FAULTS | {"respstat_b"}
     url_path = "/cardconnect/rest"
 
-    def __init__(self, merchants: dict[str, tuple[str, str]], *, currency: str = "USD", shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        merchants: dict[str, tuple[str, str]],
+        *,
+        currency: str = "USD",
+        shuffle: bool = True,
+        partial_auth: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__()
         self.merchants = dict(merchants)
         self.currency = currency
         self.shuffle = shuffle
+        self.partial_auth = frozenset(partial_auth)
+        self.decline_cards = dict(DECLINE_CARDS)
         self.auth_failures = 0
         self._transactions: dict[str, CardConnectTxn] = {}
         self._retrefs = itertools.count(random.randrange(100_000_000_000, 800_000_000_000))
@@ -146,7 +168,7 @@ class CardConnectFake(FakeServer):
             return Reply(401)
         with self.lock:
             if endpoint == "auth":
-                return self._answer(self._auth(body))
+                return field_limit_refusal(body) or self._answer(self._auth(body))
             if endpoint == "capture":
                 return self._answer(self._capture(body))
             if endpoint == "void":
@@ -212,9 +234,11 @@ class CardConnectFake(FakeServer):
         )
         if txn.currency != self.currency:
             txn.respstat, txn.respcode, txn.resptext, txn.respproc = "C", "32", "Wrong currency for merch", "PPS"
-        elif account in DECLINE_CARDS:
+        elif account in self.decline_cards:
             txn.respstat = "C"
-            txn.respcode, txn.resptext = DECLINE_CARDS[account]
+            txn.respproc, txn.respcode, txn.resptext = self.decline_cards[account]
+        elif account == PREPAID_CARD and amount > PREPAID_BALANCE:
+            self._prepaid(txn)
         elif account in TIMEOUT_CARDS:
             txn.respstat, txn.respcode, txn.resptext, txn.respproc = "B", "62", "Timed out", "PPS"
         if txn.respstat != "A":
@@ -226,6 +250,14 @@ class CardConnectFake(FakeServer):
         if txn.respstat != "A":
             answer["amount"] = "0.00"
         return answer
+
+    def _prepaid(self, txn: CardConnectTxn) -> None:
+        """The prepaid card cannot cover the amount: a partial approval of its balance where the
+        merchant has partial authorization, a decline elsewhere."""
+        if txn.merchid in self.partial_auth:
+            txn.amount, txn.respcode, txn.resptext = PREPAID_BALANCE, "10", "Partial Approval"
+        else:
+            txn.respstat, txn.respcode, txn.resptext = "C", "NU", "Insufficient funds"
 
     def _capture(self, body: dict[str, Any]) -> dict[str, Any]:
         txn = self._find(str(body.get("retref") or ""), str(body.get("merchid")))
@@ -378,6 +410,21 @@ def parse_amount(value: Any) -> Decimal | None:
 
 def format_amount(amount: Decimal) -> str:
     return format(amount.quantize(CENT), "f")
+
+
+def field_limit_refusal(body: dict[str, Any]) -> Reply | None:
+    """HTTP 400 for an auth whose address fields break the OpenAPI limits; None when they fit."""
+    for name, limit in FIELD_LIMITS.items():
+        value = body.get(name)
+        if value is not None and len(str(value)) > limit:
+            return Reply(400, {"message": f"{name} exceeds the maximum length of {limit}", "errorcode": 49})
+    country = str(body.get("country") or "US")
+    if len(country) != 2 or not country.isalpha():
+        return Reply(400, {"message": "country must be a 2-character country code", "errorcode": 49})
+    postal = body.get("postal")
+    if postal is not None and country.upper() == "US" and not re.fullmatch(r"\d{5}|\d{9}", str(postal)):
+        return Reply(400, {"message": "postal must be 5 or 9 digits when country is US", "errorcode": 49})
+    return None
 
 
 def not_found() -> dict[str, Any]:

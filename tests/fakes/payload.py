@@ -11,8 +11,9 @@
         fake.settle_all(); fake.settle(txn_id)     # funding_status pending -> batched
         fake.set_fault("drop", match="POST /transactions")
 
-Constructor: `accounts` {api_key: processing_id}. `base_url` has no trailing slash; payload-api's
-Session needs `fake.base_url + "/"`.
+Constructor: `accounts` {api_key: processing_id}; `currencies` {processing_id: ISO code}, USD for
+any account not named. `base_url` has no trailing slash; payload-api's Session needs
+`fake.base_url + "/"`.
 
 Routes: POST /transactions (type payment or refund), PUT /transactions/{id}, GET /transactions/{id},
 GET /transactions?order_number=&type=&status=&processing_id= ({"object":"list","values":[...]}).
@@ -23,6 +24,18 @@ Success is always HTTP 200 with "object":"transaction" (payload-api treats 201 a
 Rules: payments start processed/approved with funding_status pending; void (PUT status=voided) only
 while pending; refunds (with ledger[0].assoc_transaction_id) only once batched and never above what
 is left. Cards 4111111111119900..9909 and 4000000000000002 decline with HTTP 400 TransactionDeclined.
+
+Currency: a transaction has none of its own. Every charge is made in its processing account's
+currency, whatever the request says (a `currency` key in the body is ignored, as Payload does);
+`PayloadTxn.currency` records which.
+
+Statuses (processed, authorized, processing, declined, rejected, voided; docs and the support
+article "Payment status overview"). Test triggers: HOLD_CARD answers `authorized`, a hold that a
+PUT status=processed completes; PROCESSING_CARD answers `processing`, which `fake.finish(id, status)`
+moves on (processed, declined or rejected). `fake.capitalised = True` writes every status as the
+support article does ("Processed"), to prove clients compare case-insensitively. `fake.approve_up_to`
+{card: amount} makes a payment for that card come back approved for at most that amount: Payload
+documents no partial approval, this only proves the service never reports another amount as paid.
 
 Faults: "slow", "drop", "http500" as in FakeServer.set_fault.
 """
@@ -51,6 +64,9 @@ DECLINE_CARDS = {
     "4111111111119909": "too_many_attempts",
     "4000000000000002": "general_decline",
 }
+HOLD_CARD = "4000000000000143"
+PROCESSING_CARD = "4000000000000259"
+LIVE_STATUSES = ("processed", "authorized", "processing")
 
 
 @dataclass
@@ -68,10 +84,11 @@ class PayloadTxn:
     last_four: str = ""
     ledger: list[dict[str, Any]] = field(default_factory=list)
     refunded: Decimal = Decimal(0)
+    currency: str = "USD"
 
     @property
     def live(self) -> bool:
-        return self.type == "payment" and self.status in ("processed", "authorized")
+        return self.type == "payment" and self.status in LIVE_STATUSES
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -97,9 +114,12 @@ class PayloadTxn:
 
 
 class PayloadFake(FakeServer):
-    def __init__(self, accounts: dict[str, str]) -> None:
+    def __init__(self, accounts: dict[str, str], *, currencies: dict[str, str] | None = None) -> None:
         super().__init__()
         self.accounts = dict(accounts)
+        self.currencies = dict(currencies or {})
+        self.capitalised = False
+        self.approve_up_to: dict[str, Decimal] = {}
         self.auth_failures = 0
         self._transactions: dict[str, PayloadTxn] = {}
         self._ids = itertools.count(1)
@@ -115,12 +135,21 @@ class PayloadFake(FakeServer):
     def settle_all(self) -> None:
         with self.lock:
             for txn in self._transactions.values():
-                if txn.status in ("processed", "authorized"):
+                if txn.status in LIVE_STATUSES:
                     txn.funding_status = "batched"
 
     def settle(self, txn_id: str) -> None:
         with self.lock:
             self._transactions[txn_id].funding_status = "batched"
+
+    def finish(self, txn_id: str, status: str) -> None:
+        """A payment that was `processing` reaches its final status."""
+        with self.lock:
+            txn = self._transactions[txn_id]
+            if txn.status != "processing" or status not in ("processed", "declined", "rejected"):
+                raise ValueError(f"cannot move a {txn.status} payment to {status}")
+            txn.status = status
+            txn.status_code = "approved" if status == "processed" else "general_decline"
 
     def server_error(self) -> Reply:
         return error(500, "InternalServerError", "internal error")
@@ -145,7 +174,7 @@ class PayloadFake(FakeServer):
             if txn is None or txn.processing_id != account:
                 return error(404, "NotFound", "transaction not found")
             if request.method == "GET":
-                return Reply(200, txn.as_json())
+                return self._show(txn)
             if request.method == "PUT":
                 return self._update(txn, body)
         return error(404, "NotFound", "no such endpoint")
@@ -186,12 +215,31 @@ class PayloadFake(FakeServer):
             order_number=body.get("order_number"),
             description=body.get("description"),
             last_four=number[-4:],
+            currency=self.currencies.get(account, "USD"),
         )
         self._transactions[txn.id] = txn
         if number in DECLINE_CARDS:
             txn.status, txn.status_code, txn.status_message = "declined", DECLINE_CARDS[number], "Card declined"
-            return error(400, "TransactionDeclined", "Card declined", txn.as_json())
-        return Reply(200, txn.as_json())
+            return error(400, "TransactionDeclined", "Card declined", self._json(txn))
+        self._trigger_status(txn, number)
+        return self._show(txn)
+
+    def _trigger_status(self, txn: PayloadTxn, number: str) -> None:
+        if number == HOLD_CARD:
+            txn.status, txn.status_message = "authorized", "Transaction authorized"
+        elif number == PROCESSING_CARD:
+            txn.status, txn.status_code, txn.status_message = "processing", "", "Transaction processing"
+        if number in self.approve_up_to:
+            txn.amount = min(txn.amount, self.approve_up_to[number])
+
+    def _json(self, txn: PayloadTxn) -> dict[str, Any]:
+        body = txn.as_json()
+        if self.capitalised:
+            body["status"] = str(body["status"]).capitalize()
+        return body
+
+    def _show(self, txn: PayloadTxn) -> Reply:
+        return Reply(200, self._json(txn))
 
     def _refund(self, body: dict[str, Any], amount: Decimal, account: str) -> Reply:
         ledger = body.get("ledger")
@@ -215,25 +263,35 @@ class PayloadFake(FakeServer):
             description=body.get("description"),
             last_four=original.last_four,
             ledger=[{"assoc_transaction_id": original.id, "amount": amount}],
+            currency=original.currency,
         )
         original.refunded += amount
         self._transactions[txn.id] = txn
-        return Reply(200, txn.as_json())
+        return self._show(txn)
 
     def _update(self, txn: PayloadTxn, body: dict[str, Any]) -> Reply:
+        if body.get("status") == "processed":
+            return self._complete_hold(txn)
         if body.get("status") != "voided":
-            return error(400, "InvalidAttributes", "status", {"status": "only voided is supported"})
+            return error(400, "InvalidAttributes", "status", {"status": "only voided or processed is supported"})
         if not txn.live:
             return error(400, "InvalidAttributes", "status", {"status": f"cannot void a {txn.status} transaction"})
         if txn.funding_status != "pending":
             return error(400, "InvalidAttributes", "status", {"status": "payment already settled; refund it instead"})
         txn.status, txn.status_code, txn.status_message = "voided", "voided", "Transaction voided"
-        return Reply(200, txn.as_json())
+        return self._show(txn)
+
+    def _complete_hold(self, txn: PayloadTxn) -> Reply:
+        """An `authorized` hold is processed by a status=processed update (Payload's docs)."""
+        if txn.type != "payment" or txn.status != "authorized":
+            return error(400, "InvalidAttributes", "status", {"status": f"cannot process a {txn.status} transaction"})
+        txn.status, txn.status_code, txn.status_message = "processed", "approved", "Transaction approved"
+        return self._show(txn)
 
     def _search(self, query: dict[str, str], account: str) -> Reply:
         filters = {k: v for k, v in query.items() if k in ("order_number", "type", "status", "processing_id")}
         found = [
-            t.as_json()
+            self._json(t)
             for t in self._transactions.values()
             if t.processing_id == account and all(str(t.as_json().get(k)) == v for k, v in filters.items())
         ]

@@ -365,3 +365,49 @@ def test_key_vault_down_is_an_error(vault: FakeKeyVault, capsys: pytest.CaptureF
 def test_usage_errors_exit_2(vault: FakeKeyVault) -> None:
     assert run(vault, "show", "not-a-number") == 2
     assert run(vault, "set", str(ACCOUNT)) == 2
+
+
+def test_set_records_the_accounts_currency_and_the_service_reads_it(
+    vault: FakeKeyVault, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers = {"apiKey": "test_secret_key_0123456789", "processingId": "acct_0123456789"}
+    assert run(vault, "set", str(ACCOUNT), "--gateway-type", "1", "--currency", "cad",
+               prompt=RecordingPrompt(answers)) == 0
+
+    assert json.loads(vault.secrets[NAME][-1].value) == {"gatewayTypeId": 1, "currency": "CAD",
+                                                          "credentials": answers}
+    assert vault.client().load(ACCOUNT).currency == "CAD"
+    assert "currency CAD" in capsys.readouterr().out
+    assert run(vault, "show", str(ACCOUNT)) == 0
+    assert "currency:     CAD" in capsys.readouterr().out
+
+
+def test_rotation_keeps_the_accounts_currency(vault: FakeKeyVault) -> None:
+    vault.set(NAME, json.dumps({"gatewayTypeId": 501, "currency": "CAD", "credentials": {"username": "u"}}))
+    LoginGateway.currencies = frozenset({"USD", "CAD"})
+    try:
+        assert set_login(vault) == 0
+        assert json.loads(vault.secrets[NAME][-1].value)["currency"] == "CAD"
+        assert set_login(vault, "--currency", "USD") == 0
+        assert json.loads(vault.secrets[NAME][-1].value)["currency"] == "USD"
+    finally:
+        del LoginGateway.currencies
+
+
+def test_an_account_without_a_currency_shows_the_default(
+    vault: FakeKeyVault, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert set_login(vault) == 0
+    assert "currency" not in json.loads(vault.secrets[NAME][-1].value)
+    capsys.readouterr()
+    assert run(vault, "show", str(ACCOUNT)) == 0
+    assert "currency:     USD (default)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("currency", ["GBP", "dollars", "US"])
+def test_set_refuses_a_currency_the_gateway_cannot_take(
+    vault: FakeKeyVault, capsys: pytest.CaptureFixture[str], currency: str
+) -> None:
+    assert set_login(vault, "--currency", currency) == 1
+    assert "currency" in capsys.readouterr().err
+    assert vault.secrets == {}

@@ -1,0 +1,39 @@
+"""An approval for another amount than the one asked is not a success.
+
+CardConnect approves less than asked on merchants with partial authorization (respstat A, FNOR 10,
+`amount` = what a prepaid card had left): reported as paid, the LMS would record the full fee while
+the learner paid part of it. The policy is the same for every gateway, so it lives here once.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from gateways.base import Declined, Gateway, GatewayError, GatewayResult, OutcomeUnknown, StandardError
+
+
+def approved_in_full(gateway: Gateway, result: GatewayResult, asked: Decimal) -> GatewayResult:
+    """`result` when the gateway approved exactly `asked` (or did not say how much). Otherwise the
+    approval is voided and answered as a decline; when the void fails or its outcome is unknown the
+    approval may still stand, so the answer is unknown: never "nothing charged"."""
+    if result.amount is None or result.amount == asked:
+        return result
+    approved = f"{result.amount:.2f} of the {asked:.2f} asked"
+    try:
+        gateway.void_payment(result.transaction_id)
+    except (GatewayError, NotImplementedError) as error:
+        reason = error.message if isinstance(error, GatewayError) else str(error)
+        raise OutcomeUnknown(
+            f"{gateway.name} approved only {approved}, and voiding that approval failed ({reason}): "
+            "the partial charge may still stand",
+            code="partial_approval_not_voided",
+            transaction_id=result.transaction_id,
+        ) from None
+    raise Declined(
+        f"{gateway.name} approved only {approved} (a partial approval); the approval was voided "
+        "and nothing was charged",
+        code="partial_approval",
+        http_status=result.http_status,
+        standard=StandardError.PARTIAL_APPROVAL,
+        transaction_id=result.transaction_id,
+    )
