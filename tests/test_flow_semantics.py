@@ -160,6 +160,7 @@ def test_simulator_partial_approval_is_never_a_success(world: World) -> None:
 # --- currencies -----------------------------------------------------------------------------
 
 
+@BOTH_STORES
 @pytest.mark.parametrize(
     ("body", "takes"),
     [
@@ -172,12 +173,16 @@ def test_simulator_partial_approval_is_never_a_success(world: World) -> None:
 def test_a_request_in_another_currency_than_the_accounts_is_refused_before_any_call(
     world: World, body: dict[str, Any], takes: str
 ) -> None:
-    answer = pay(body)
+    meta = new_meta()
+    answer = pay(body, meta)
 
     assert answer.status == 422, answer.body
     assert answer.detail["statusCode"] == "currency_mismatch"
     assert answer.detail["errors"][0]["field"] == "currencyType"
     assert f"takes {takes}" in answer.detail["responseDetail"]
+    assert world.pl.requests == [] and world.cc.requests == []
+    again = pay(body, meta)  # nothing was charged, so nothing was kept: the same refusal, still no call
+    assert again.status == 422 and "Idempotent-Replayed" not in again.headers
     assert world.pl.requests == [] and world.cc.requests == []
 
 
