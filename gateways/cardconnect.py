@@ -154,7 +154,14 @@ class CardConnectGateway(Gateway):
         check_order_id(order_id)
         response = self._commit("GET", f"inquireByOrderid/{quote(order_id, safe='')}/{self.merchid}/1")
         # One record, or a list when several transactions share the order id.
-        return [r for r in (response if isinstance(response, list) else [response]) if isinstance(r, dict)]
+        records = response if isinstance(response, list) else [response]
+        if not records or not all(isinstance(r, dict) and r.get("respstat") for r in records):
+            # Not "nothing found": a charge may hide behind an answer we cannot read.
+            raise OutcomeUnknown(
+                "CardConnect answered inquireByOrderid with an unreadable body", code="unreadable_response",
+                http_status=200,
+            )
+        return records
 
     def _inquire(self, retref: str) -> Body:
         response = self._commit("GET", f"inquire/{quote(retref, safe='')}/{self.merchid}")

@@ -144,12 +144,9 @@ class PayloadGateway(Gateway):
         return result_from(self._completed(live[0]), "sale") if live else None
 
     def find_refund(self, order_id: str) -> GatewayResult | None:
-        check_order_number(order_id)
-        listing = self._commit("GET", "transactions", params={"order_number": order_id, "type": "refund"})
-        values = listing.get("values") if listing.get("object") == "list" else None
         refunds = [
-            t for t in values or []
-            if isinstance(t, dict) and t.get("order_number") == order_id and status_of(t) in self.live_statuses
+            t for t in self._search(order_id, "refund")
+            if t.get("order_number") == order_id and status_of(t) in self.live_statuses
         ]
         # A refund still processing exists: unknown, never "not found" (which would refund again).
         return result_from(self._approved(refunds[0]), "refund") if refunds else None
@@ -167,6 +164,18 @@ class PayloadGateway(Gateway):
         fields = PayloadGateway.SECRET_FIELDS
         return scrub_transcript(transcript, json_fields=fields, form_fields=fields)
 
+    def _search(self, order_id: str, kind: str) -> list[Body]:
+        check_order_number(order_id)
+        listing = self._commit("GET", "transactions", params={"order_number": order_id, "type": kind})
+        values = listing.get("values") if listing.get("object") == "list" else None
+        if not isinstance(values, list) or not all(isinstance(t, dict) for t in values):
+            # Not "nothing found": a transaction may hide behind an answer we cannot read.
+            raise OutcomeUnknown(
+                "Payload answered a transaction search with an unreadable body", code="unreadable_response",
+                http_status=200,
+            )
+        return values
+
     def _void(self, payment: Body) -> GatewayResult:
         voided = self._commit("PUT", f"transactions/{quote(str(payment['id']), safe='')}", {"status": "voided"})
         if status_of(voided) != "voided":
@@ -178,10 +187,7 @@ class PayloadGateway(Gateway):
         return result_from(voided, "void", amount_from(voided) or amount_from(payment))
 
     def _live_payments(self, order_id: str) -> list[Body]:
-        check_order_number(order_id)
-        listing = self._commit("GET", "transactions", params={"order_number": order_id, "type": "payment"})
-        values = listing.get("values") if listing.get("object") == "list" else None
-        return [t for t in values or [] if isinstance(t, dict) and self._is_live_payment(t, order_id)]
+        return [t for t in self._search(order_id, "payment") if self._is_live_payment(t, order_id)]
 
     def _is_live_payment(self, transaction: Body, order_id: str) -> bool:
         return (
