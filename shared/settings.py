@@ -6,7 +6,9 @@ environment by the devhost or `func start`, the environment winning).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -15,10 +17,32 @@ from typing import Literal
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CREDENTIALS_FILE = REPO_ROOT / "local.credentials.json"
+HOST_JSON = REPO_ROOT / "host.json"
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the setting, never its value."""
+
+
+def function_timeout_seconds(host_json: Path = HOST_JSON) -> float:
+    """host.json's `functionTimeout` ([d.]hh:mm:ss) in seconds: no invocation runs longer."""
+    try:
+        raw = str(json.loads(host_json.read_text(encoding="utf-8"))["functionTimeout"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SettingsError(f"{host_json.name} must set functionTimeout") from None
+    match = re.fullmatch(r"(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})", raw.strip())
+    if match is None:
+        # "-1" (unbounded) included: the idempotency lease must outlast every invocation.
+        raise SettingsError(f"{host_json.name} functionTimeout must be a bounded [d.]hh:mm:ss")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+FUNCTION_TIMEOUT_SECONDS = function_timeout_seconds()
+LEASE_MARGIN_SECONDS = 60.0
+"""Past the function timeout: the host's own lag in stopping an invocation, and clock skew between
+the instance that wrote a record's time and the one reading it."""
+DEFAULT_LEASE_SECONDS = FUNCTION_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -44,6 +68,17 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     if not value > minimum:
         raise SettingsError(f"{name} must be greater than {minimum:g}")
     return value
+
+
+def _lease(env: Mapping[str, str], function_timeout: float) -> float:
+    lease = _float(env, "IDEMPOTENCY_LEASE_SECONDS", function_timeout + LEASE_MARGIN_SECONDS)
+    if lease <= function_timeout:
+        # A shorter lease would let a retry (or the reconciler) take over a request that is still
+        # running, and both would act at the gateway.
+        raise SettingsError(
+            f"IDEMPOTENCY_LEASE_SECONDS must be longer than host.json's functionTimeout ({function_timeout:g} s)"
+        )
+    return lease
 
 
 def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
@@ -90,9 +125,11 @@ class Settings:
     storage_table_service_uri: str = ""
     idempotency_hmac_key: str = field(default="", repr=False)
     idempotency_hmac_secret_name: str = ""
+    function_timeout_seconds: float = FUNCTION_TIMEOUT_SECONDS
+    """host.json's functionTimeout: not a setting, read from the file the host itself reads."""
     # An in-progress record older than the lease was left by an instance that died mid-call; the
-    # gateway may have acted, so it is treated as unknown. Longer than the 230 s HTTP cap.
-    idempotency_lease_seconds: float = 300.0
+    # gateway may have acted, so it is treated as unknown. Longer than any invocation can run.
+    idempotency_lease_seconds: float = DEFAULT_LEASE_SECONDS
     idempotency_retention_hours: float = 48.0
     reconcile_after_seconds: float = 600.0
 
@@ -128,7 +165,7 @@ class Settings:
             storage_table_service_uri=table_uri,
             idempotency_hmac_key=env.get("IDEMPOTENCY_HMAC_KEY") or "",
             idempotency_hmac_secret_name=(env.get("IDEMPOTENCY_HMAC_SECRET_NAME") or "").strip(),
-            idempotency_lease_seconds=_float(env, "IDEMPOTENCY_LEASE_SECONDS", 300.0),
+            idempotency_lease_seconds=_lease(env, FUNCTION_TIMEOUT_SECONDS),
             idempotency_retention_hours=_float(env, "IDEMPOTENCY_RETENTION_HOURS", 48.0, minimum=24.0 - 1e-9),
             reconcile_after_seconds=_float(env, "RECONCILE_AFTER_SECONDS", 600.0),
             credential_source="keyvault" if source == "keyvault" else "file",
