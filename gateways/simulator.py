@@ -120,8 +120,13 @@ class SimulatorLedger:
 LEDGER = SimulatorLedger()
 
 
+_NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
+
+
 def _new_id() -> str:
-    return "sim_" + uuid.uuid4().hex[:20]
+    # Letters only: random hex now and then holds a Luhn-valid run of 13+ digits, which reads as a
+    # card number to anything that looks for one (log scrubbers, the tests' leak guard).
+    return "sim_" + uuid.uuid4().hex[:20].translate(_NO_DIGITS)
 
 
 class SimulatorGateway(Gateway):
