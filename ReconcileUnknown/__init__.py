@@ -1,4 +1,4 @@
-"""Every 5 minutes: void charges whose outcome stayed unknown past RECONCILE_AFTER_SECONDS."""
+"""Every 5 minutes: settle outcomes left unknown (void, refund, release or escalate), then purge."""
 
 import time
 

@@ -1,8 +1,9 @@
 """The audit line: one structured JSON record per call, and one per reconciliation decision.
 
-It holds exactly the contract's fields. Card numbers, CVVs, expiry dates and credential values never
-reach it; free text (the comment) is passed through `redact_card_numbers` because a learner or an
-admin can type anything into it.
+It holds the contract's fields; a reconciliation line adds the order id, the operation, the attempt
+count and, when it could not settle the record, the reason. Card numbers, CVVs, expiry dates and
+credential values never reach it; free text (the comment) is passed through `redact_card_numbers`
+because a learner or an admin can type anything into it.
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ happened, never its message or locals, which could hold request data.
 from __future__ import annotations
 
 import logging
-import traceback
 
 import azure.functions as func
 
 from shared import runtime
 from shared.contract import Detail, Envelope
+from shared.errors import where
 from shared.flow import Operation
 from shared.settings import SettingsError
 
@@ -41,8 +41,6 @@ def handle(req: func.HttpRequest, operation: Operation) -> func.HttpResponse:
         logger.error("the payment service is misconfigured: %s", error)
         return _internal_error(req.headers.get("BVMeta"))
     except Exception as error:  # noqa: BLE001 - the last line of defence: the caller always gets the envelope
-        where = traceback.extract_tb(error.__traceback__)
-        frames = " <- ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" for frame in reversed(where))
-        logger.error("unexpected %s in %s at %s", type(error).__name__, operation.value, frames)
+        logger.error("unexpected %s in %s at %s", type(error).__name__, operation.value, where(error))
         return _internal_error(req.headers.get("BVMeta"))
     return func.HttpResponse(reply.body, status_code=reply.status, headers=reply.headers, mimetype="application/json")

@@ -7,6 +7,7 @@ own code in `statusCode` and the standard code in `errorCode`.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -75,6 +76,30 @@ class RequestInProgress(ServiceError):
 
 class IdempotencyKeyReused(ServiceError):
     status, code = 422, "idempotency_key_reused"
+
+
+# The reconciler's stored answers, replayed to a retry of a request whose outcome it settled. Final
+# answers that nothing was (or is still) charged, like a decline: 400, not 409, which callers read
+# as "retry shortly".
+class VoidedByReconciliation(ServiceError):
+    status, code = 400, "voided_by_reconciliation"
+
+
+class RefundedByReconciliation(ServiceError):
+    status, code = 400, "refunded_by_reconciliation"
+
+
+class NeedsAttention(ServiceError):
+    """The outcome stayed unknown through every reconciliation attempt; an operator settles it."""
+
+    status, code = 502, "needs_attention"
+
+
+def where(error: BaseException) -> str:
+    """Where `error` was raised, innermost frame first (file:line): what to log of an unexpected
+    exception, whose message or locals could hold request data."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return " <- ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" for frame in reversed(frames))
 
 
 @dataclass(frozen=True)

@@ -301,8 +301,12 @@ class PaymentService:
                 raise IdempotencyKeyReused(
                     "this transactionId or Idempotency-Key was already used for a different request"
                 )
-            if record.state is State.COMPLETED and record.body is not None and record.status is not None:
+            if record.state.final and record.body is not None and record.status is not None:
                 return _replay(record)
+            if record.reconciliation.get("step"):
+                # The reconciler has started reversing the earlier attempt's charge: only it knows
+                # what it did, and it stores the answer this retry will get.
+                raise RequestInProgress("reconciliation is settling the earlier attempt; retry later for its outcome")
             lease = self.settings.idempotency_lease_seconds
             lease_left = record.state is State.IN_PROGRESS and now - record.updated_at < lease
             taken = None if lease_left else self.idempotency.transition(record, state=State.IN_PROGRESS)

@@ -1,9 +1,12 @@
 """Idempotency records: one per (operation, merchant account, key), shared by every instance.
 
 A record moves `in_progress` -> `completed` (its answer is replayed) or -> `unknown` (the gateway
-may have acted; the next retry or the reconciler must find out). Claims are atomic inserts and
-every later transition is conditional on the version read, so two instances can never both act on
-one key. Records hold the answer envelope and a keyed fingerprint of the request, never card data
+may have acted; the next retry or the reconciler must find out). The reconciler ends every unknown
+record: `completed` with the answer a retry gets, released (nothing happened), or, after
+RECONCILE_MAX_ATTEMPTS, `needs_attention` (terminal, for operators; its answer is replayed too).
+Every record is deleted once unchanged for the retention, whatever its state. Claims are atomic
+inserts and every later transition is conditional on the version read, so two instances can never
+both act on one key. Records hold the answer envelope and a keyed fingerprint of the request, never card data
 or credentials.
 
 Two stores: Azure Table storage (shared across instances; the app's own storage account) and an
@@ -27,6 +30,12 @@ class State(enum.StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     UNKNOWN = "unknown"
+    NEEDS_ATTENTION = "needs_attention"
+
+    @property
+    def final(self) -> bool:
+        """Nothing acts on the key any more: a retry gets the stored answer."""
+        return self in (State.COMPLETED, State.NEEDS_ATTENTION)
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,9 @@ class Record:
     the BVMeta ids, amount, currency, masked card. Never a card number, CVV or credential."""
     version: str = ""
     """Opaque concurrency token (an ETag, a counter) for conditional updates."""
+    reconciliation: dict[str, Any] = field(default_factory=dict)
+    """The reconciler's progress: attempts so far, the step it took or is about to take (written
+    before the gateway call, so a crash resumes instead of acting twice), and the last reason."""
 
 
 class IdempotencyStore(Protocol):
@@ -53,9 +65,9 @@ class IdempotencyStore(Protocol):
         ...
 
     def transition(self, current: Record, **changes: Any) -> Record | None:
-        """Replace `current` with `changes` (state, status, body, updated_at) applied if nobody
-        changed it since it was read; the new record, or None when another instance got there first.
-        The scope, fingerprint and context never change after the claim."""
+        """Replace `current` with `changes` (state, status, body, updated_at, reconciliation) applied
+        if nobody changed it since it was read; the new record, or None when another instance got
+        there first. The scope, fingerprint and context never change after the claim."""
         ...
 
     def release(self, current: Record) -> None:
@@ -69,17 +81,18 @@ class IdempotencyStore(Protocol):
         ...
 
     def purge(self, updated_before: float) -> int:
-        """Delete completed records older than the retention; returns how many."""
+        """Delete every record, whatever its state, last changed before `updated_before`; returns
+        how many."""
         ...
 
 
-def _encode_context(context: dict[str, Any]) -> str:
-    return json.dumps(context, sort_keys=True, default=str)
+def encode_json(value: dict[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
-_COLUMNS = "scope, fingerprint, state, created_at, updated_at, status, body, context, version"
+_COLUMNS = "scope, fingerprint, state, created_at, updated_at, status, body, context, version, reconciliation"
 _SELECT = f"SELECT {_COLUMNS} FROM idempotency"  # noqa: S608 - constant column list, no input
-_INSERT = f"INSERT OR IGNORE INTO idempotency ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"  # noqa: S608
+_INSERT = f"INSERT OR IGNORE INTO idempotency ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)"  # noqa: S608
 
 
 class SqliteIdempotencyStore:
@@ -102,8 +115,11 @@ class SqliteIdempotencyStore:
                 "CREATE TABLE IF NOT EXISTS idempotency ("
                 " scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL,"
                 " created_at REAL NOT NULL, updated_at REAL NOT NULL, status INTEGER, body TEXT,"
-                " context TEXT NOT NULL, version INTEGER NOT NULL)"
+                " context TEXT NOT NULL, version INTEGER NOT NULL, reconciliation TEXT NOT NULL DEFAULT '{}')"
             )
+            columns = {row[1] for row in setup.execute("PRAGMA table_info(idempotency)")}
+            if "reconciliation" not in columns:  # a file made before the reconciler kept progress
+                setup.execute("ALTER TABLE idempotency ADD COLUMN reconciliation TEXT NOT NULL DEFAULT '{}'")
         finally:
             setup.close()
 
@@ -125,9 +141,10 @@ class SqliteIdempotencyStore:
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> Record:
-        scope, fingerprint, state, created, updated, status, body, context, version = row
+        scope, fingerprint, state, created, updated, status, body, context, version, reconciliation = row
         return Record(
-            scope, fingerprint, State(state), created, updated, status, body, json.loads(context), str(version)
+            scope, fingerprint, State(state), created, updated, status, body, json.loads(context), str(version),
+            json.loads(reconciliation),
         )
 
     def claim(self, record: Record) -> tuple[bool, Record]:
@@ -136,7 +153,8 @@ class SqliteIdempotencyStore:
             _INSERT,
             (
                 record.scope, record.fingerprint, record.state.value, record.created_at,
-                record.updated_at, record.status, record.body, _encode_context(record.context),
+                record.updated_at, record.status, record.body, encode_json(record.context),
+                encode_json(record.reconciliation),
             ),
         ).rowcount
         if inserted == 1:
@@ -151,11 +169,11 @@ class SqliteIdempotencyStore:
         new_version = str(int(current.version) + 1)
         # The scope, fingerprint and context are fixed when the key is claimed.
         cursor = self._write(
-            "UPDATE idempotency SET state = ?, updated_at = ?, status = ?, body = ?, version = ?"
-            " WHERE scope = ? AND version = ?",
+            "UPDATE idempotency SET state = ?, updated_at = ?, status = ?, body = ?, reconciliation = ?,"
+            " version = ? WHERE scope = ? AND version = ?",
             (
-                updated.state.value, updated.updated_at, updated.status, updated.body, int(new_version),
-                current.scope, int(current.version),
+                updated.state.value, updated.updated_at, updated.status, updated.body,
+                encode_json(updated.reconciliation), int(new_version), current.scope, int(current.version),
             ),
         )
         if cursor.rowcount != 1:
@@ -178,8 +196,5 @@ class SqliteIdempotencyStore:
         return iter([self._row(row) for row in rows])
 
     def purge(self, updated_before: float) -> int:
-        cursor = self._write(
-            "DELETE FROM idempotency WHERE state = ? AND updated_at < ?",
-            (State.COMPLETED.value, updated_before),
-        )
+        cursor = self._write("DELETE FROM idempotency WHERE updated_at < ?", (updated_before,))
         return cursor.rowcount

@@ -70,6 +70,19 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return value
 
 
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}")
+    return value
+
+
 def _lease(env: Mapping[str, str], function_timeout: float) -> float:
     lease = _float(env, "IDEMPOTENCY_LEASE_SECONDS", function_timeout + LEASE_MARGIN_SECONDS)
     if lease <= function_timeout:
@@ -132,6 +145,9 @@ class Settings:
     idempotency_lease_seconds: float = DEFAULT_LEASE_SECONDS
     idempotency_retention_hours: float = 48.0
     reconcile_after_seconds: float = 600.0
+    # Every 5 minutes past RECONCILE_AFTER_SECONDS: about an hour of gateway trouble before an
+    # operator is asked to settle the record by hand.
+    reconcile_max_attempts: int = 12
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -168,6 +184,7 @@ class Settings:
             idempotency_lease_seconds=_lease(env, FUNCTION_TIMEOUT_SECONDS),
             idempotency_retention_hours=_float(env, "IDEMPOTENCY_RETENTION_HOURS", 48.0, minimum=24.0 - 1e-9),
             reconcile_after_seconds=_float(env, "RECONCILE_AFTER_SECONDS", 600.0),
+            reconcile_max_attempts=_int(env, "RECONCILE_MAX_ATTEMPTS", 12),
             credential_source="keyvault" if source == "keyvault" else "file",
             key_vault_url=key_vault_url,
             local_credentials_file=credentials_file,

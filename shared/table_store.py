@@ -25,7 +25,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from shared.idempotency import Record, State
+from shared.idempotency import Record, State, encode_json
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -78,8 +78,10 @@ class TableIdempotencyStore:
             "state": record.state.value,
             "created_at": float(record.created_at),
             "updated_at": float(record.updated_at),
-            "context": json.dumps(record.context, sort_keys=True, default=str),
+            "context": encode_json(record.context),
         }
+        if record.reconciliation:
+            entity["reconciliation"] = encode_json(record.reconciliation)
         if record.status is not None:
             entity["status"] = record.status
         if record.body is not None:
@@ -98,6 +100,7 @@ class TableIdempotencyStore:
             body=entity.get("body"),
             context=json.loads(entity.get("context") or "{}"),
             version=entity.metadata["etag"],
+            reconciliation=json.loads(entity.get("reconciliation") or "{}"),
         )
 
     def claim(self, record: Record) -> tuple[bool, Record]:
@@ -125,11 +128,18 @@ class TableIdempotencyStore:
         return replace(updated, version=metadata["etag"])
 
     def release(self, current: Record) -> None:
+        self._delete(current)
+
+    def _delete(self, current: Record) -> bool:
+        """Delete `current` if nobody changed it since it was read; whether it was deleted."""
         partition, row = _keys(current.scope)
-        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+        try:
             self._client().delete_entity(
                 partition, row, etag=current.version, match_condition=MatchConditions.IfNotModified
             )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     def get(self, scope: str) -> Record | None:
         partition, row = _keys(scope)
@@ -146,8 +156,8 @@ class TableIdempotencyStore:
         return (self._record(entity) for entity in entities)
 
     def purge(self, updated_before: float) -> int:
-        removed = 0
-        for record in list(self.in_state(State.COMPLETED, updated_before)):
-            self.release(record)
-            removed += 1
-        return removed
+        # Every state: a record nobody touched for the whole retention is finished with, and an
+        # unknown one has long been escalated (needs_attention, with its audit line) by then.
+        entities = self._client().query_entities("updated_at lt @before", parameters={"before": float(updated_before)})
+        # Conditional deletes: a record changed since the query is no longer old and stays.
+        return sum(self._delete(self._record(entity)) for entity in list(entities))

@@ -62,7 +62,7 @@ class GatewaySpy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
-        for name in ("process_payment", "process_refund", "find_payment", "cancel_payment"):
+        for name in ("process_payment", "process_refund", "find_payment", "find_refund", "cancel_payment"):
             original = getattr(SimulatorGateway, name)
             monkeypatch.setattr(SimulatorGateway, name, self._wrap(name, original))
 
@@ -129,7 +129,7 @@ def test_transitions_are_conditional_and_release_forgets(store: IdempotencyStore
     assert store.claim(record(scope))[0]
 
 
-def test_unknown_records_are_listed_by_age_and_old_completed_ones_purged(store: IdempotencyStore) -> None:
+def test_unknown_records_are_listed_by_age_and_old_ones_purged_whatever_their_state(store: IdempotencyStore) -> None:
     old, recent = f"payment:1:{uuid.uuid4()}", f"payment:1:{uuid.uuid4()}"
     _, a = store.claim(record(old))
     _, b = store.claim(record(recent))
@@ -139,8 +139,9 @@ def test_unknown_records_are_listed_by_age_and_old_completed_ones_purged(store: 
     assert list(store.in_state(State.UNKNOWN, a2.updated_at - 1)) == []
     done = store.transition(b, state=State.COMPLETED, status=200, body="{}")
     assert done is not None
-    assert store.purge(done.updated_at + 1) == 1
-    assert store.get(recent) is None and store.get(old) is not None
+    assert store.purge(a2.updated_at - 1) == 0
+    assert store.purge(done.updated_at + 1) == 2
+    assert store.get(recent) is None and store.get(old) is None
 
 
 # -- through the functions ----------------------------------------------------------------------
@@ -275,14 +276,15 @@ def test_unclaimed_unknown_charge_is_voided_by_the_reconciler(
     outcomes = reconcile_unknown(service, now=time.time() + 601)
     assert [o.decision for o in outcomes] == [Decision.VOIDED]
     assert live_charges(order_id) == []
-    assert spy.calls["cancel_payment"] == 1
+    # Looked up by order id, then reversed through the refund primitive (which voids before settlement).
+    assert (spy.calls["find_payment"], spy.calls["process_refund"], spy.calls["cancel_payment"]) == (1, 1, 0)
 
     audit = [json.loads(r.getMessage()) for r in caplog.records if r.name == "paymentgateway.audit"]
     assert audit[-1]["data"]["status"] == "reconciled_voided"
     assert audit[-1]["transactionId"] == meta["transactionId"]
 
     later = pay(body, meta)
-    assert later.status == 409
+    assert later.status == 400
     assert later.detail["statusCode"] == "voided_by_reconciliation"
     assert reconcile_unknown(service, now=time.time() + 1200) == []
 
