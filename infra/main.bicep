@@ -41,8 +41,27 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param httpPerInstanceConcurrency int = 16
 
-@description('Optional principal id of the deploying user: gets Key Vault Secrets Officer (to seed/rotate secrets) and storage data roles. Empty: no user roles.')
+@description('Optional object id of the deploying principal (azd: AZURE_PRINCIPAL_ID): gets Key Vault Secrets Officer (to seed the HMAC key and rotate secrets) and Storage Table Data Contributor. Empty: none.')
 param principalId string = ''
+
+@description('Type of principalId (azd: AZURE_PRINCIPAL_TYPE, set by the preprovision hook from azd\'s sign-in). A service principal (CI, azd pipeline config) must say ServicePrincipal, or ARM refuses the role assignments with UnmatchedPrincipalType.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param principalType string = 'User'
+
+@description('Storage replication (azd: AZURE_STORAGE_SKU). LRS is offered in every Flex Consumption region; choose Standard_ZRS where the region offers it, to keep host storage and the idempotency table up through a zone failure.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSkuName string = 'Standard_LRS'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -77,8 +96,10 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     deploymentContainerName: deploymentContainerName
     idempotencyTableName: idempotencyTableName
+    skuName: storageSkuName
     appPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
+    userPrincipalType: principalType
   }
 }
 
@@ -91,6 +112,7 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     appPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
+    userPrincipalType: principalType
   }
 }
 

@@ -130,9 +130,6 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      cors: {
-        allowedOrigins: []
-      }
       appSettings: [
         // Host storage through the user-assigned identity (no keys, platform.md 8).
         {

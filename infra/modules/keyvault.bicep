@@ -13,8 +13,16 @@ param tags object = {}
 @description('principalId of the app\'s user-assigned identity; granted Key Vault Secrets User only.')
 param appPrincipalId string
 
-@description('Optional principalId of the deploying user; granted Key Vault Secrets Officer so they can seed and rotate secrets. Empty: none.')
+@description('Optional principalId of the deploying principal; granted Key Vault Secrets Officer so it can seed and rotate secrets. Empty: none.')
 param userPrincipalId string = ''
+
+@description('principalType of userPrincipalId: User, or ServicePrincipal when a pipeline provisions.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param userPrincipalType string = 'User'
 
 // Role definition IDs (platform.md 9.5).
 var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
@@ -64,7 +72,7 @@ resource userSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01'
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficerRoleId)
     principalId: userPrincipalId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 

@@ -16,21 +16,30 @@ param deploymentContainerName string
 @description('Table used by the app as its idempotency store (IDEMPOTENCY_TABLE_NAME).')
 param idempotencyTableName string = 'idempotency'
 
-@description('Replication SKU. ZRS keeps host storage and the idempotency table available when a zone fails.')
+@description('Replication SKU. LRS exists in every region; ZRS (where the region offers it) keeps host storage and the idempotency table available when a zone fails.')
 @allowed([
+  'Standard_LRS'
   'Standard_ZRS'
   'Standard_GZRS'
   'Standard_RAGZRS'
   'Standard_GRS'
   'Standard_RAGRS'
 ])
-param skuName string = 'Standard_ZRS'
+param skuName string = 'Standard_LRS'
 
 @description('principalId of the app\'s user-assigned identity (gets blob, table and queue data roles).')
 param appPrincipalId string
 
-@description('Optional principalId of the deploying user (gets the same data roles, for local debugging against Azure). Empty: none.')
+@description('Optional principalId of the deploying principal (gets Storage Table Data Contributor, to inspect idempotency records). Empty: none. It needs no blob role: a Flex Consumption deployment goes through the app\'s publish endpoint, and the app writes the package with its own identity.')
 param userPrincipalId string = ''
+
+@description('principalType of userPrincipalId: User, or ServicePrincipal when a pipeline provisions.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param userPrincipalType string = 'User'
 
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -41,7 +50,7 @@ var roles = {
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: No VNet in this deployment. Flex Consumption without VNet integration reaches its host storage over the public endpoint, so a default-deny firewall would stop the host. Access is Entra ID only (allowSharedKeyAccess false, RBAC roles); add VNet integration + private endpoints to enable Deny.
   // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35: without VNet integration the Flex app and the deployment (azd/func publish) need the public endpoint; shared keys and anonymous blob access are disabled, so every request needs an Entra ID token and an RBAC data role.
-  // checkov:skip=CKV_AZURE_206: checkov accepts only geo-redundant SKUs (GRS/GZRS). Default is ZRS (zone-redundant, parameter skuName also allows GZRS/GRS): the app runs in one region, the data is host state and short-lived idempotency records, and a geo-secondary is read-only until an account failover, so geo-replication buys no availability here.
+  // checkov:skip=CKV_AZURE_206: checkov accepts only geo-redundant SKUs (GRS/GZRS). The default is LRS because every Flex Consumption region offers it (ZRS is missing in some, and provisioning would fail there); parameter skuName takes ZRS where offered. The app runs in one region, the data is host state and short-lived idempotency records, and a geo-secondary is read-only until an account failover, so geo-replication buys no availability here.
   // checkov:skip=CKV_AZURE_43: The name is built from a uniqueString() token ('st' + 13 lowercase alphanumerics = 15 chars), which is always a valid storage account name; checkov cannot evaluate interpolated names.
   name: name
   location: location
@@ -158,23 +167,13 @@ resource appQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
-resource userBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
-  name: guid(storage.id, userPrincipalId, roles.storageBlobDataOwner)
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
-    principalId: userPrincipalId
-    principalType: 'User'
-  }
-}
-
 resource userTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
   name: guid(storage.id, userPrincipalId, roles.storageTableDataContributor)
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
     principalId: userPrincipalId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 

@@ -8,6 +8,7 @@ variable as its bare name, and an interpolated string as the Bicep text ('${name
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from pathlib import Path
@@ -227,7 +228,63 @@ def test_storage_roles_for_the_app_identity() -> None:
     assert app_roles == {STORAGE_BLOB_DATA_OWNER, STORAGE_TABLE_DATA_CONTRIBUTOR, STORAGE_QUEUE_DATA_CONTRIBUTOR}
     for principal, _, body in role_assignments(st):
         assert body["scope"] == "storage"
-        assert body["properties"]["principalType"] == ("ServicePrincipal" if principal == "appPrincipalId" else "User")
+        expected = "ServicePrincipal" if principal == "appPrincipalId" else "userPrincipalType"
+        assert body["properties"]["principalType"] == expected
+
+
+def test_the_deployer_gets_no_blob_role() -> None:
+    # A Flex Consumption deployment goes through the app's publish endpoint; the app writes the
+    # package with its own identity, so the deployer needs no data role on the blobs.
+    assignments = role_assignments(module("storage"))
+    deployer_roles = {role for principal, role, _ in assignments if principal == "userPrincipalId"}
+    assert deployer_roles == {STORAGE_TABLE_DATA_CONTRIBUTOR}
+
+
+@pytest.mark.parametrize("name", ["storage", "keyvault", "monitoring", "functionapp", "identity"])
+def test_the_deployers_principal_type_is_a_parameter(name: str) -> None:
+    """A service principal provisioning (CI, azd pipeline config) must not be declared a 'User'."""
+    template = module(name)
+    for principal, _, body in role_assignments(template):
+        principal_type = body["properties"]["principalType"]
+        if principal == "appPrincipalId":
+            assert principal_type == "ServicePrincipal"
+        else:
+            assert principal == "userPrincipalId" and principal_type == "userPrincipalType"
+            param = template["parameters"]["userPrincipalType"]
+            allowed = [d["argument"] for d in param["decorators"] if d["type"] == "allowed"]
+            assert allowed == [["User", "ServicePrincipal", "Group"]]
+    main = parse(INFRA / "main.bicep")
+    assert main["parameters"]["principalType"]["default"] == "User"
+    for mod in ("storage", "keyVault"):
+        assert main["modules"][mod]["config"]["params"]["userPrincipalType"] == "principalType"
+
+
+def test_storage_sku_is_a_parameter_that_works_in_every_flex_region() -> None:
+    main = parse(INFRA / "main.bicep")
+    param = main["parameters"]["storageSkuName"]
+    assert param["default"] == "Standard_LRS", "ZRS is missing in some Flex regions: provisioning would fail there"
+    allowed = next(d["argument"] for d in param["decorators"] if d["type"] == "allowed")
+    assert {"Standard_LRS", "Standard_ZRS"} <= set(allowed)
+    assert main["modules"]["storage"]["config"]["params"]["skuName"] == "storageSkuName"
+    st = module("storage")
+    assert the_resource(st, "Microsoft.Storage/storageAccounts")["sku"]["name"] == "skuName"
+    assert st["parameters"]["skuName"]["default"] == "Standard_LRS"
+
+
+def test_azd_parameters_file_matches_main_bicep() -> None:
+    params = parse(INFRA / "main.bicep")["parameters"]
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert set(values) <= set(params), sorted(set(values) - set(params))
+    required = {name for name, p in params.items() if p.get("default") is None}
+    assert required <= set(values), sorted(required - set(values))
+    assert values["storageSkuName"]["value"] == "${AZURE_STORAGE_SKU=Standard_LRS}"
+    assert values["principalType"]["value"] == "${AZURE_PRINCIPAL_TYPE=User}"
+    assert values["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+
+
+def test_no_cors_on_the_flex_site() -> None:
+    site = the_resource(module("functionapp"), "Microsoft.Web/sites")
+    assert "cors" not in site["properties"]["siteConfig"], "the monolith calls server to server; no browser origin"
 
 
 # --- Key Vault ------------------------------------------------------------------------------
