@@ -11,14 +11,17 @@ ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-COPY requirements.txt /
+# Explicit modes: a file that is 0600 in the build context (a umask, a checkout tool) would
+# otherwise be copied as root-only and break the non-root start. Root owns the code; the app
+# user can read it and not change it.
+COPY --chmod=0644 requirements.txt /
 RUN pip install --no-cache-dir -r /requirements.txt
 
 # An unprivileged user; a fixed numeric UID lets Kubernetes verify runAsNonRoot.
 RUN groupadd --system --gid 10001 funcapp \
     && useradd --system --no-log-init --uid 10001 --gid funcapp --home-dir /home --no-create-home --shell /usr/sbin/nologin funcapp
 
-COPY . /home/site/wwwroot
+COPY --chmod=0755 . /home/site/wwwroot
 
 USER 10001:10001
 EXPOSE 8080

@@ -48,6 +48,7 @@ typecheck: $(VENV)/.installed
 
 test: $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed lint typecheck
 	CHECKOV=$(abspath $(TOOLS))/bin/checkov HADOLINT=$(abspath $(TOOLS))/bin/hadolint \
+	SHELLCHECK=$(abspath $(TOOLS))/bin/shellcheck ACTIONLINT=$(abspath $(TOOLS))/bin/actionlint \
 	AZURITE_TABLE=$(abspath node_modules/.bin/azurite-table) \
 	$(VENV)/bin/python -m pytest -q
 

