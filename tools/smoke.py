@@ -28,7 +28,8 @@ one unless `--allow-live` is given. It then charges `--amount` (1.00) with that 
 test card and refunds it at once. `--no-charge` needs no such flag.
 
 Prints one row per check and exits 0 when every check passed, 1 when one failed or could not run,
-2 when it refused to run or the arguments are wrong. Uses only `requests` and the standard library,
+2 when it refused to run, the arguments are wrong, or the service says the merchant account is not
+of the gateway type given (retrying cannot fix any of these). Uses only `requests` and the standard library,
 so it runs from any machine that can reach the deployment.
 """
 
@@ -401,7 +402,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except WrongMerchant as error:
         print_table(smoke.checks, out)
         print(f"smoke: stopped, nothing charged: {error}", file=out)
-        return FAILED
+        return REFUSED
     print_table(smoke.checks, out)
     return PASSED if all(c.passed for c in smoke.checks) else FAILED
 

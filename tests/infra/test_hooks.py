@@ -290,3 +290,11 @@ def test_postdeploy_runs_the_smoke_suite_and_fails_with_it(fakes: Fakes) -> None
     assert "tools.smoke kept failing" in result.stderr
     assert fakes.calls("functionapp", "keys", "list")
     assert "fake-function-key" not in result.stdout + result.stderr
+
+
+def test_postdeploy_does_not_retry_a_smoke_run_it_cannot_fix(fakes: Fakes) -> None:
+    fakes.update(functions=FUNCTIONS)
+    result = fakes.run("postdeploy.sh", SMOKE_MERCHANT_ID="1001", SMOKE_GATEWAY_TYPE="77", SMOKE_WAIT_SECONDS="600")
+    assert result.returncode != 0
+    assert "refused to run" in result.stderr and "SMOKE_GATEWAY_TYPE" in result.stderr
+    assert "retrying" not in result.stderr

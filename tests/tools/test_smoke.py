@@ -110,7 +110,7 @@ def test_key_from_the_environment_and_a_host_that_does_not_enforce_it_fails(host
 def test_a_real_merchant_account_under_the_simulator_type_stops_before_any_charge(host_env: dict[str, str]) -> None:
     with devhost(host_env, "--no-timers") as (base, log_path):
         result = run_tool("--url", base, "--merchant", "2001")
-    assert result.returncode == 1, result.stdout
+    assert result.returncode == smoke.REFUSED, result.stdout
     assert "stopped, nothing charged: merchant account 2001 is not a gateway type 900" in result.stdout
     verdicts = rows(result.stdout)
     assert verdicts == {"bad BVMeta": "PASS", "bad body": "PASS", "decline": "FAIL"}, result.stdout
