@@ -137,8 +137,7 @@ class Bench:
         pool = self.service.factory._http
         return sum(
             p.num_connections
-            for session in pool._sessions.values()
-            for adapter in session.adapters.values()
+            for adapter in pool.adapters()
             for p in adapter.poolmanager.pools._container.values()  # type: ignore[attr-defined]
         )
 

@@ -15,7 +15,6 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from gateways.base import (
     CENT,
@@ -41,7 +40,7 @@ from gateways.base import (
     luhn_valid,
     whole_cents,
 )
-from gateways.http import scrub_transcript
+from gateways.http import gateway_url, scrub_transcript
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ class CardConnectGateway(Gateway):
 
     def verify_credentials(self) -> None:
         # inquireMerchant reads the merchant's configuration: no card, no money.
-        if not isinstance(self._commit("GET", f"inquireMerchant/{quote(self.merchid, safe='')}"), dict):
+        if not isinstance(self._commit("GET", ("inquireMerchant", self.merchid)), dict):
             raise RequestRejected("CardConnect answered inquireMerchant with an unexpected body", code="unreadable")
 
     @staticmethod
@@ -152,7 +151,7 @@ class CardConnectGateway(Gateway):
 
     def _by_order_id(self, order_id: str) -> list[Body]:
         check_order_id(order_id)
-        response = self._commit("GET", f"inquireByOrderid/{quote(order_id, safe='')}/{self.merchid}/1")
+        response = self._commit("GET", ("inquireByOrderid", order_id, self.merchid, "1"))
         # One record, or a list when several transactions share the order id.
         records = response if isinstance(response, list) else [response]
         if not records or not all(isinstance(r, dict) and r.get("respstat") for r in records):
@@ -164,7 +163,7 @@ class CardConnectGateway(Gateway):
         return records
 
     def _inquire(self, retref: str) -> Body:
-        response = self._commit("GET", f"inquire/{quote(retref, safe='')}/{self.merchid}")
+        response = self._commit("GET", ("inquire", retref, self.merchid))
         if not isinstance(response, dict) or is_not_found(response):
             raise TransactionNotFound(
                 f"CardConnect has no payment {retref} for this merchant", code=self.TXN_NOT_FOUND, http_status=200
@@ -217,8 +216,9 @@ class CardConnectGateway(Gateway):
     def _new_request(self) -> Body:
         return {"merchid": self.merchid}
 
-    def _commit(self, method: str, endpoint: str, body: Body | None = None) -> Any:
-        url = f"{self.context.base_url.rstrip('/')}/{endpoint}"
+    def _commit(self, method: str, path: str | tuple[str, ...], body: Body | None = None) -> Any:
+        """`path`: an endpoint, or an endpoint and its path arguments (each encoded whole)."""
+        url = gateway_url(self.context.base_url, *((path,) if isinstance(path, str) else path))
         reply = self.http.send(
             method, url, auth=(self.credentials["username"], self.credentials["password"]), json=body
         )

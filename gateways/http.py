@@ -1,9 +1,12 @@
 """The HTTP layer every gateway speaks through.
 
-One pooled `requests.Session` per gateway base URL (scheme, host, port), shared by all merchants:
-credentials travel with each request, never on the session. Nothing is ever retried here, because
-a retried sale can charge twice; instead each failure is classified by whether the request can have
-reached the gateway (`GatewayUnreachable`: it cannot; `OutcomeUnknown`: it may have).
+One connection pool (a `requests` `HTTPAdapter`) per gateway base URL (scheme, host, port), shared by
+all merchants. There is deliberately no `requests.Session`: a session keeps a cookie jar, so a cookie
+a gateway's load balancer sets on one merchant's answer would ride on every other merchant's request.
+Each request is prepared on its own with its merchant's credentials, and nothing of an answer is kept.
+Nothing is ever retried here, because a retried sale can charge twice; instead each failure is
+classified by whether the request can have reached the gateway (`GatewayUnreachable`: it cannot;
+`OutcomeUnknown`: it may have).
 """
 
 from __future__ import annotations
@@ -14,27 +17,27 @@ import re
 import ssl
 import threading
 import time
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
+import requests.utils
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from gateways.base import GatewayUnreachable, OutcomeUnknown, redact_card_numbers
+from gateways.base import GatewayUnreachable, OutcomeUnknown, RequestRejected, redact_card_numbers
 
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 POOL_MAXSIZE = 32
 """Connections kept per base URL: one per worker thread, so 32 concurrent payments never queue."""
-MAX_SESSIONS = 16
+MAX_ROUTES = 16
 """Base URLs kept at once; a deployment talks to two or three, so this bound is never reached in
 practice and only guards against a misconfiguration that mints a new URL per request."""
 
@@ -44,8 +47,20 @@ Transcript = Callable[[str], None]
 prove a gateway's `scrub`. Never wire it to a log."""
 
 
+HEADERS = {"Accept": "application/json", "User-Agent": requests.utils.default_user_agent()}
+
+
 class InsecureUrlError(ValueError):
     """A gateway URL is not https (plain http is allowed only for loopback test servers)."""
+
+
+@dataclass(frozen=True)
+class _Route:
+    """How requests to one base URL travel: its connection pool and the proxies the environment
+    names for it (none when NO_PROXY covers the host)."""
+
+    adapter: HTTPAdapter
+    proxies: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -63,8 +78,8 @@ class HttpReply:
 
 
 class HttpPool:
-    """One pooled `requests.Session` per gateway base URL, shared by all merchants; credentials
-    travel per request, never on the session."""
+    """One connection pool per gateway base URL, shared by all merchants; credentials travel per
+    request, and no state (cookies, headers, auth) is kept between requests."""
 
     def __init__(
         self,
@@ -72,13 +87,13 @@ class HttpPool:
         *,
         transcript: Transcript | None = None,
         pool_maxsize: int = POOL_MAXSIZE,
-        max_sessions: int = MAX_SESSIONS,
+        max_routes: int = MAX_ROUTES,
     ) -> None:
         self.timeouts = timeouts
         self.transcript = transcript
         self._pool_maxsize = pool_maxsize
-        self._max_sessions = max_sessions
-        self._sessions: OrderedDict[str, requests.Session] = OrderedDict()
+        self._max_routes = max_routes
+        self._routes: OrderedDict[str, _Route] = OrderedDict()
         self._lock = threading.Lock()
 
     def send(
@@ -96,16 +111,15 @@ class HttpPool:
         timeout) and `OutcomeUnknown` when it may have been carried out but no usable answer came
         back (read timeout, dropped connection, HTTP 408 or 5xx, a 2xx that is not JSON).
         """
-        session = self._session_for(url)
-        request = requests.Request(method, url, auth=auth, json=json, params=params)
-        prepared = session.prepare_request(request)
+        route = self._route_for(url)
+        prepared = requests.Request(method, url, headers=HEADERS, auth=auth, json=json, params=params).prepare()
         host = urlsplit(url).netloc
         started = time.monotonic()
         try:
-            response = session.send(
-                prepared,
-                timeout=(self.timeouts.connect, self.timeouts.read),
-                allow_redirects=False,
+            # The adapter never follows redirects and keeps no cookies; the answer's cookies, if
+            # any, die with the response object.
+            response = route.adapter.send(
+                prepared, timeout=(self.timeouts.connect, self.timeouts.read), proxies=route.proxies
             )
             # JSON is UTF-8 (RFC 8259); response.text would guess the charset with a detector.
             text = response.content.decode("utf-8", errors="replace")
@@ -133,40 +147,39 @@ class HttpPool:
 
     def close(self) -> None:
         with self._lock:
-            sessions = list(self._sessions.values())
-            self._sessions.clear()
-        for session in sessions:
-            session.close()
+            routes = list(self._routes.values())
+            self._routes.clear()
+        for route in routes:
+            route.adapter.close()
 
-    def _session_for(self, url: str) -> requests.Session:
+    def adapters(self) -> list[HTTPAdapter]:
+        """The connection pools currently kept, one per base URL (for measurements)."""
+        with self._lock:
+            return [route.adapter for route in self._routes.values()]
+
+    def _route_for(self, url: str) -> _Route:
         key = base_url_key(url)
         with self._lock:
-            session = self._sessions.get(key)
-            if session is not None:
-                self._sessions.move_to_end(key)
-                return session
-            session = self._new_session()
-            self._sessions[key] = session
-            evicted = self._sessions.popitem(last=False)[1] if len(self._sessions) > self._max_sessions else None
+            route = self._routes.get(key)
+            if route is not None:
+                self._routes.move_to_end(key)
+                return route
+            route = self._new_route(key)
+            self._routes[key] = route
+            evicted = self._routes.popitem(last=False)[1] if len(self._routes) > self._max_routes else None
         if evicted is not None:
-            # Closing a session only stops its idle connections from being reused; requests in
-            # flight on it finish normally.
-            evicted.close()
-        return session
+            # Closing a pool only stops its idle connections from being reused; requests in flight
+            # on it finish normally.
+            evicted.adapter.close()
+        return route
 
-    def _new_session(self) -> requests.Session:
-        session = requests.Session()
-        # Proxy settings are read once here rather than from the environment on every request
-        # (requests re-reads and re-parses os.environ per call when trust_env is on).
-        session.trust_env = False
-        session.proxies.update(urllib.request.getproxies())
+    def _new_route(self, base_url: str) -> _Route:
         # No retries of any kind: a sale retried after the request left can charge twice.
         no_retries = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0, raise_on_status=False)
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_maxsize, max_retries=no_retries)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        session.headers["Accept"] = "application/json"
-        return session
+        # The proxies requests itself would use for this URL (HTTPS_PROXY, HTTP_PROXY, NO_PROXY...),
+        # resolved once per base URL: requests re-reads and re-parses the environment per call.
+        return _Route(adapter, requests.utils.get_environ_proxies(base_url))
 
     def _record(self, prepared: requests.PreparedRequest, response_text: str) -> None:
         if self.transcript is None:
@@ -176,6 +189,17 @@ class HttpPool:
             f"{prepared.method} {prepared.url}\n{_headers_text(prepared.headers.items())}\n\n{body}\n"
             f"--\n{response_text}\n"
         )
+
+
+def gateway_url(base_url: str, *segments: str) -> str:
+    """`base_url` followed by `segments`, each percent-encoded whole, so that no value in them (a
+    transaction id, an order id, a merchant id) can add, drop or climb a path segment. Dot segments
+    survive percent-encoding (RFC 3986 leaves `.` unreserved) and servers resolve them, so they are
+    refused outright; nothing has been sent when this raises."""
+    for segment in segments:
+        if segment.strip(".") == "":
+            raise RequestRejected(f"{segment!r} cannot be a path segment of a gateway URL", code="path_segment")
+    return "/".join([base_url.rstrip("/"), *(quote(segment, safe="") for segment in segments)])
 
 
 def base_url_key(url: str) -> str:

@@ -24,7 +24,6 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from gateways.base import (
     CENT,
@@ -49,7 +48,7 @@ from gateways.base import (
     TransactionNotFound,
     whole_cents,
 )
-from gateways.http import scrub_transcript
+from gateways.http import gateway_url, scrub_transcript
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ class PayloadGateway(Gateway):
         return result_from(self._completed(transaction), "sale")
 
     def process_refund(self, refund: RefundRequest) -> GatewayResult:
-        payment = self._commit("GET", f"transactions/{quote(refund.payment_id, safe='')}")
+        payment = self._commit("GET", ("transactions", refund.payment_id))
         check_refundable(payment)
         original = amount_from(payment)
         if original is None:
@@ -177,7 +176,7 @@ class PayloadGateway(Gateway):
         return values
 
     def _void(self, payment: Body) -> GatewayResult:
-        voided = self._commit("PUT", f"transactions/{quote(str(payment['id']), safe='')}", {"status": "voided"})
+        voided = self._commit("PUT", ("transactions", str(payment["id"])), {"status": "voided"})
         if status_of(voided) != "voided":
             raise OutcomeUnknown(
                 f"Payload answered a void with status {voided.get('status')!r}",
@@ -197,9 +196,14 @@ class PayloadGateway(Gateway):
         )
 
     def _commit(
-        self, method: str, path: str, body: Body | None = None, params: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str | tuple[str, ...],
+        body: Body | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> Body:
-        url = f"{self.context.base_url.rstrip('/')}/{path}"
+        """`path`: a collection, or a collection and an object id (each encoded whole)."""
+        url = gateway_url(self.context.base_url, *((path,) if isinstance(path, str) else path))
         reply = self.http.send(method, url, auth=(self.credentials["apiKey"], ""), json=body, params=params)
         if 200 <= reply.status < 300:
             if not isinstance(reply.json, dict):

@@ -1,7 +1,17 @@
-"""Stateful fake gateway servers for tests: `CardConnectFake` and `PayloadFake` (see their modules)."""
+"""Stateful fake gateway servers for tests: `CardConnectFake` and `PayloadFake`, and a
+`ForwardingProxy` (see their modules)."""
 
 from tests.fakes._server import RecordedRequest, unused_local_url
 from tests.fakes.cardconnect import CardConnectFake, CardConnectTxn
 from tests.fakes.payload import PayloadFake, PayloadTxn
+from tests.fakes.proxy import ForwardingProxy
 
-__all__ = ["CardConnectFake", "CardConnectTxn", "PayloadFake", "PayloadTxn", "RecordedRequest", "unused_local_url"]
+__all__ = [
+    "CardConnectFake",
+    "CardConnectTxn",
+    "ForwardingProxy",
+    "PayloadFake",
+    "PayloadTxn",
+    "RecordedRequest",
+    "unused_local_url",
+]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import itertools
 import json
 import re
 import socket
@@ -36,6 +37,8 @@ class RecordedRequest:
     """(ip, port) of the TCP connection it came on: count distinct ports to count connections."""
     basic_auth: tuple[str, str] | None
     bearer: str | None
+    target: str = ""
+    """The request-target as sent: a path, or an absolute URL when the request came through a proxy."""
     status: int | None = None
     """The HTTP status answered; None when the fake dropped the connection instead."""
     fault: str | None = None
@@ -51,6 +54,8 @@ class Reply:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    """Bytes to send as they are instead of `body` as JSON (a proxy relaying an answer)."""
 
 
 @dataclass
@@ -69,6 +74,10 @@ class FakeServer:
     url_path = ""
 
     def __init__(self) -> None:
+        self.sets_cookies = False
+        """When True, every answer sets a fresh `JSESSIONID` cookie, as a gateway's load balancer
+        may: a client that keeps cookies then sends one merchant's cookie on the next request."""
+        self._cookies = itertools.count(1)
         self.lock = threading.RLock()
         self._requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
@@ -233,6 +242,7 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 client=(str(self.client_address[0]), int(self.client_address[1])),
                 basic_auth=basic,
                 bearer=bearer,
+                target=self.path,
             )
             reply = fake._serve(request)
             if reply is None:
@@ -242,10 +252,14 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 return
             request.status = reply.status
             payload = b"" if reply.body is None else json.dumps(reply.body, default=_json_default).encode()
+            if reply.raw is not None:
+                payload = reply.raw
             try:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
+                if fake.sets_cookies:
+                    self.send_header("Set-Cookie", f"JSESSIONID=lb-{next(fake._cookies)}; Path=/; HttpOnly")
                 if payload:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))

@@ -81,6 +81,21 @@ def sequential_connections(
 
 
 def test_sequential_sales_reuse_connections(cc_fake: CardConnectFake, pl_fake: PayloadFake) -> None:
+    cc_fake.sets_cookies = pl_fake.sets_cookies = True  # refusing cookies must not cost the pooling
     assert sequential_connections(cc_fake, lambda p: cardconnect(cc_fake, p, merchid=CC_MID), "4788250000121443") <= 2
     assert sequential_connections(pl_fake, lambda p: payload(pl_fake, p, api_key=PL_KEY), APPROVE_PL) <= 2
     assert len(cc_fake.live_charges()) == len(pl_fake.live_charges()) == 20
+
+
+def test_a_cookie_set_on_one_merchants_answer_never_reaches_another(
+    cc_fake: CardConnectFake, pl_fake: PayloadFake, pool: HttpPool
+) -> None:
+    cc_fake.sets_cookies = pl_fake.sets_cookies = True
+    for n, merchid in enumerate(sorted(CC_MERCHANTS)):
+        cardconnect(cc_fake, pool, merchid=merchid).process_payment(sale(order_id=f"ord-cookie-{n}"))
+    for n, key in enumerate(sorted(PL_ACCOUNTS)):
+        payload(pl_fake, pool, api_key=key).process_payment(sale(order_id=f"ord-cookie-{n}", number=APPROVE_PL))
+
+    requests = [*cc_fake.requests, *pl_fake.requests]
+    assert len(requests) == 8 and all(r.status == 200 for r in requests)
+    assert [r.headers.get("Cookie") for r in requests] == [None] * 8

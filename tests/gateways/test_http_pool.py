@@ -4,23 +4,24 @@ the request can have reached the gateway."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from gateways.base import GatewayUnreachable, OutcomeUnknown, luhn_valid
+from gateways.base import GatewayUnreachable, OutcomeUnknown, RequestRejected, luhn_valid
 from gateways.http import (
     FILTERED,
     HttpPool,
     InsecureUrlError,
     _classify,
     base_url_key,
+    gateway_url,
     scrub_transcript,
 )
-from tests.fakes import CardConnectFake, unused_local_url
-from tests.gateways.helpers import CC_MERCHANTS, CC_MID, TIMEOUTS
+from tests.fakes import CardConnectFake, ForwardingProxy, unused_local_url
+from tests.gateways.helpers import CC_MERCHANTS, CC_MID, TIMEOUTS, cardconnect, sale
 
 
 @pytest.mark.parametrize("url", ["http://api.payload.com/transactions", "ftp://127.0.0.1/x", "/relative"])
@@ -37,20 +38,37 @@ def test_base_url_key_is_scheme_host_and_port() -> None:
     assert base_url_key("http://[::1]:9/x") == "http://::1:9"
 
 
-def test_one_session_per_base_url_bounded_and_without_credentials(cc_fake: CardConnectFake) -> None:
-    pool = HttpPool(TIMEOUTS, max_sessions=2)
+def test_one_pool_per_base_url_bounded_and_without_any_kept_state(cc_fake: CardConnectFake) -> None:
+    pool = HttpPool(TIMEOUTS, max_routes=2)
     auth = CC_MERCHANTS[CC_MID]
     for host in ("127.0.0.1", "127.0.0.1", "localhost"):
         pool.send("GET", f"http://{host}:{cc_fake.port}/cardconnect/rest/inquireMerchant/{CC_MID}", auth=auth)
-    sessions = list(pool._sessions.values())
-    assert len(sessions) == 2
-    for session in sessions:
-        assert session.auth is None and "Authorization" not in session.headers
-        adapter = session.get_adapter("https://example.com")
-        assert isinstance(adapter, HTTPAdapter)
+    adapters = pool.adapters()
+    assert len(adapters) == 2
+    for adapter in adapters:
         assert adapter.max_retries.total == 0 and adapter._pool_maxsize >= 32  # type: ignore[attr-defined]
+    # Pooling without a requests.Session: nothing a session could carry from one request to the next.
+    assert not any(isinstance(value, requests.Session) for value in vars(pool).values())
     pool.close()
-    assert pool._sessions == {}
+    assert pool.adapters() == []
+
+
+@pytest.mark.parametrize(
+    ("segments", "path"),
+    [
+        (("inquire", "123456789012", "800000000001"), "/inquire/123456789012/800000000001"),
+        (("transactions", "a/b?c#d"), "/transactions/a%2Fb%3Fc%23d"),
+        (("transactions", "%2e%2e"), "/transactions/%252e%252e"),
+    ],
+)
+def test_gateway_url_encodes_each_segment_whole(segments: tuple[str, ...], path: str) -> None:
+    assert gateway_url("https://gw.example/rest/", *segments) == "https://gw.example/rest" + path
+
+
+@pytest.mark.parametrize("segment", [".", "..", "...", ""])
+def test_gateway_url_refuses_dot_and_empty_segments(segment: str) -> None:
+    with pytest.raises(RequestRejected):
+        gateway_url("https://gw.example/rest", "transactions", segment)
 
 
 def test_refused_connection_is_unreachable() -> None:
@@ -117,3 +135,54 @@ def test_scrub_transcript_filters_headers_fields_forms_and_stray_card_numbers() 
 def test_luhn() -> None:
     assert luhn_valid("4242424242424242") and luhn_valid("4788250000121443")
     assert not luhn_valid("4242424242424241") and not luhn_valid("12ab") and not luhn_valid("")
+
+
+@pytest.fixture
+def egress_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ForwardingProxy]:
+    """A proxy in HTTP_PROXY and HTTPS_PROXY with 127.0.0.1 in NO_PROXY, as on AKS behind an
+    egress proxy; `localhost` is not in NO_PROXY, so it goes through the proxy."""
+    with ForwardingProxy() as proxy:
+        for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.root_url)
+        monkeypatch.setenv("HTTPS_PROXY", proxy.root_url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,.internal.example")
+        yield proxy
+
+
+def test_no_proxy_hosts_are_reached_directly_and_others_through_the_proxy(
+    cc_fake: CardConnectFake, egress_proxy: ForwardingProxy
+) -> None:
+    pool = HttpPool(TIMEOUTS)
+    direct = cardconnect(cc_fake, pool, base_url=f"http://127.0.0.1:{cc_fake.port}/cardconnect/rest")
+    proxied = cardconnect(cc_fake, pool, base_url=f"http://localhost:{cc_fake.port}/cardconnect/rest")
+    direct.process_payment(sale(order_id="ord-direct"))
+    proxied.process_payment(sale(order_id="ord-proxied"))
+    direct.process_payment(sale(order_id="ord-direct-2"))
+    pool.close()
+
+    assert [(r.method, r.target) for r in egress_proxy.requests] == [
+        ("PUT", f"http://localhost:{cc_fake.port}/cardconnect/rest/auth")
+    ]
+    assert egress_proxy.requests[0].body["orderid"] == "ord-proxied"
+    assert {c.orderid for c in cc_fake.live_charges()} == {"ord-direct", "ord-proxied", "ord-direct-2"}
+    direct_sales = [r for r in cc_fake.requests if r.body["orderid"].startswith("ord-direct")]
+    assert [r.target for r in direct_sales] == ["/cardconnect/rest/auth"] * 2
+
+
+def test_proxies_are_resolved_once_per_gateway_url(
+    cc_fake: CardConnectFake, egress_proxy: ForwardingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = requests.utils.get_environ_proxies
+
+    def counting(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        calls.append(url)
+        return real(url, no_proxy)
+
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", counting)
+    pool = HttpPool(TIMEOUTS)
+    for n in range(5):
+        cardconnect(cc_fake, pool).process_payment(sale(order_id=f"ord-once-{n}"))
+    pool.close()
+    assert calls == [f"http://127.0.0.1:{cc_fake.port}"]

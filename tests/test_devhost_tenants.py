@@ -1,0 +1,105 @@
+"""Tenants stay apart and gateway answers are handled, over real HTTP: the devhost in its own
+process, the fake gateways (and an egress proxy) on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.devhost_process import devhost
+from tests.fakes import CardConnectFake, ForwardingProxy, PayloadFake
+from tests.support import new_meta, payment_body, refund_body, watch_sent
+
+CC_MERCHANTS = {"496160873801": ("user-a", "password-a-1"), "496160873802": ("user-b", "password-b-2")}
+PL_ACCOUNTS = {"test_secret_key_hostA": "acct_hostA", "test_secret_key_hostB": "acct_hostB"}
+CC_IDS = {2101: "496160873801", 2102: "496160873802"}
+PL_IDS = {3101: "test_secret_key_hostA", 3102: "test_secret_key_hostB"}
+
+
+@dataclass
+class Host:
+    base: str
+    log_path: Path
+    cc: CardConnectFake
+    pl: PayloadFake
+
+    def pay(self, account: int, **changes: Any) -> requests.Response:
+        gateway = {"gatewayTypeId": 2, "gatewayTypeName": "CardConnect"} if account in CC_IDS else {
+            "gatewayTypeId": 1, "gatewayTypeName": "Payload"}
+        body = payment_body(**{**gateway, "merchantAccountId": account, "account": "4788250000121443", **changes})
+        watch_sent(body)
+        return requests.post(f"{self.base}/paymentGateway/processPayment",
+                             headers={"BVMeta": json.dumps(new_meta())}, json=body, timeout=15)
+
+    def refund(self, account: int, payment_id: str, **changes: Any) -> requests.Response:
+        gateway = {"gatewayTypeId": 2, "gatewayTypeName": "CardConnect"} if account in CC_IDS else {
+            "gatewayTypeId": 1, "gatewayTypeName": "Payload"}
+        body = refund_body(payment_id, **{**gateway, "merchantAccountId": account, **changes})
+        return requests.patch(f"{self.base}/paymentGateway/processRefund",
+                              headers={"BVMeta": json.dumps(new_meta())}, json=body, timeout=15)
+
+
+@contextmanager
+def hosted(tmp_path: Path, env: dict[str, str] | None = None, *, payload_host: str = "127.0.0.1") -> Iterator[Host]:
+    """The devhost with two CardConnect merchants and two Payload accounts on the fakes."""
+    credentials: dict[str, Any] = {}
+    for account, merchid in CC_IDS.items():
+        user, password = CC_MERCHANTS[merchid]
+        credentials[str(account)] = {"gatewayTypeId": 2, "credentials": {
+            "username": user, "password": password, "merchantId": merchid}}
+    for account, key in PL_IDS.items():
+        credentials[str(account)] = {"gatewayTypeId": 1, "credentials": {
+            "apiKey": key, "processingId": PL_ACCOUNTS[key]}}
+        watch_sent({"credentials": credentials[str(account)]["credentials"]})
+    for account in CC_IDS:
+        watch_sent({"credentials": credentials[str(account)]["credentials"]})
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps(credentials))
+    with CardConnectFake(merchants=CC_MERCHANTS) as cc, PayloadFake(accounts=PL_ACCOUNTS) as pl:
+        host_env = {
+            "CREDENTIAL_SOURCE": "file",
+            "LOCAL_CREDENTIALS_FILE": str(path),
+            "IDEMPOTENCY_STORE": "sqlite",
+            "IDEMPOTENCY_SQLITE_PATH": str(tmp_path / "idempotency.sqlite"),
+            "DEVHOST_LOG": str(tmp_path / "devhost.log"),
+            "CARDCONNECT_URL": cc.base_url,
+            "PAYLOAD_API_URL": f"http://{payload_host}:{pl.port}",
+            "GATEWAY_TIMEOUT_SECONDS": "2",
+            **(env or {}),
+        }
+        with devhost(host_env, "--no-timers") as (base, log_path):
+            yield Host(base, log_path, cc, pl)
+
+
+def test_gateway_cookies_never_pass_from_one_merchant_to_another(tmp_path: Path) -> None:
+    with hosted(tmp_path) as host:
+        host.cc.sets_cookies = host.pl.sets_cookies = True
+        for account in [*CC_IDS, *PL_IDS, *CC_IDS]:
+            paid = host.pay(account)
+            assert paid.status_code == 200, paid.text
+        requests_seen = [*host.cc.requests, *host.pl.requests]
+        assert len(requests_seen) == 6
+        assert [r.headers.get("Cookie") for r in requests_seen] == [None] * 6
+        # One connection per gateway is still reused across merchants.
+        assert len(host.cc.client_ports()) == 1 and len(host.pl.client_ports()) == 1
+
+
+def test_egress_proxy_is_used_except_for_no_proxy_hosts(tmp_path: Path) -> None:
+    with ForwardingProxy() as proxy:
+        env = {"HTTP_PROXY": proxy.root_url, "HTTPS_PROXY": proxy.root_url, "NO_PROXY": "127.0.0.1"}
+        with hosted(tmp_path, env, payload_host="localhost") as host:
+            cc_paid = host.pay(2101)
+            pl_paid = host.pay(3101)
+            assert cc_paid.status_code == 200, cc_paid.text
+            assert pl_paid.status_code == 200, pl_paid.text
+            assert [r.target for r in host.cc.requests] == ["/cardconnect/rest/auth"]
+            assert [(r.method, r.target) for r in proxy.requests] == [
+                ("POST", f"http://localhost:{host.pl.port}/transactions")
+            ]
+            assert pl_paid.json()["detail"]["paymentTransactionId"] == host.pl.live_charges()[0].id
