@@ -235,6 +235,10 @@ class Gateway(ABC):
     credential_fields: ClassVar[tuple[CredentialField, ...]]
     currencies: ClassVar[frozenset[str]] = frozenset({"USD"})
     """ISO 4217 codes the gateway can take at all; each merchant account takes one of them."""
+    transaction_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+    """The shape of this gateway's transaction ids. A refund naming anything else is refused before
+    any call: an id goes into a URL path, where `.` or `..` would reach another endpoint. The
+    default (no dots, no slashes) is for gateways that have not declared theirs."""
 
     def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
         missing = [spec.name for spec in self.credential_fields if not credentials.get(spec.name)]
@@ -253,6 +257,10 @@ class Gateway(ABC):
     def base_url(cls, settings: Settings) -> str:
         """The gateway's base URL from the settings; gateways without one return ''."""
         return ""
+
+    @classmethod
+    def is_transaction_id(cls, value: str) -> bool:
+        return cls.transaction_id_pattern.fullmatch(value) is not None
 
     @abstractmethod
     def process_payment(self, sale: SaleRequest) -> GatewayResult: ...

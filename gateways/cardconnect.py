@@ -58,6 +58,8 @@ class CardConnectGateway(Gateway):
         CredentialField("merchantId", "MerchantId", 3),
     )
 
+    transaction_id_pattern = re.compile(r"[0-9]{1,14}")
+    """`retref`: up to 14 digits, typically 12 (gateway reference §1.7)."""
     currencies: ClassVar[frozenset[str]] = frozenset({"USD", "CAD"})
     standard_errors: ClassVar[Mapping[tuple[str, str], StandardError]] = {
         # Keyed by (respproc, respcode): a code means something only with the processor that sent

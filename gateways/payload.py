@@ -66,6 +66,8 @@ class PayloadGateway(Gateway):
         CredentialField("processingId", "ProcessingId", 2),
     )
 
+    transaction_id_pattern = re.compile(r"txn_[A-Za-z0-9]{1,60}")
+    """Transaction ids are `txn_` and letters or digits (gateway reference §2.1)."""
     currencies: ClassVar[frozenset[str]] = frozenset({"USD", "CAD"})
     """Payload takes no currency on the wire: the processing account's currency applies, which is
     why the flow refuses a request in another currency than the merchant account's."""

@@ -17,6 +17,7 @@ A full refund of an unsettled payment voids it; anything else is a refund, up to
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -134,6 +135,7 @@ class SimulatorGateway(Gateway):
     name = "Simulator"
     credential_fields = ()
     currencies = frozenset({"USD", "CAD", "GBP", "EUR"})
+    transaction_id_pattern = re.compile(r"sim_[A-Za-z0-9]{1,60}")
 
     ledger = LEDGER
 

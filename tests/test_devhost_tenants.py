@@ -103,3 +103,12 @@ def test_egress_proxy_is_used_except_for_no_proxy_hosts(tmp_path: Path) -> None:
                 ("POST", f"http://localhost:{host.pl.port}/transactions")
             ]
             assert pl_paid.json()["detail"]["paymentTransactionId"] == host.pl.live_charges()[0].id
+
+
+def test_refund_ids_that_are_not_the_gateways_shape_are_422_with_no_gateway_call(tmp_path: Path) -> None:
+    with hosted(tmp_path) as host:
+        for account, payment_id in ((2101, ".."), (2101, "."), (2101, "txn_0001"), (3101, ".."), (3101, "1234")):
+            answered = host.refund(account, payment_id)
+            assert answered.status_code == 422, answered.text
+            assert [e["field"] for e in answered.json()["detail"]["errors"]] == ["paymentTransactionId"]
+        assert host.cc.requests == [] and host.pl.requests == []

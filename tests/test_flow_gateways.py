@@ -400,3 +400,41 @@ def test_unknown_stays_unknown_when_the_lookup_cannot_reach_the_gateway(gateways
     assert retried.status == 200, retried.body
     assert len(gateways.cc.live_charges()) == 1  # looked up again, not charged again
     assert retried.detail["paymentTransactionId"] == gateways.cc.live_charges()[0].retref
+
+
+def cc_refund(payment_id: str, **changes: Any) -> dict[str, Any]:
+    return refund_body(payment_id, **{"gatewayTypeId": 2, "merchantAccountId": CC_ACCOUNT, **changes})
+
+
+def pl_refund(payment_id: str, **changes: Any) -> dict[str, Any]:
+    return refund_body(payment_id, **{"gatewayTypeId": 1, "merchantAccountId": PL_ACCOUNT, **changes})
+
+
+NOT_PAYMENT_IDS = [".", "..", "...", "./.", "../..", "..%2f..", "%2e%2e", "a/b", "1 2", "١٢٣"]
+
+
+@pytest.mark.parametrize("payment_id", [*NOT_PAYMENT_IDS, "txn_0001abcd", "123456789012345"])
+def test_cardconnect_refund_of_an_id_not_shaped_like_a_retref_is_422_before_any_call(
+    gateways: Gateways, payment_id: str
+) -> None:
+    vault = FakeKeyVault()
+    vault.set(f"merchant-account-{CC_ACCOUNT}", format_secret(2, CC_CREDENTIALS))
+    install_service(gateways.service.settings, credentials=CachedCredentialStore(vault.client().load, 3600))
+    answered = refund(cc_refund(payment_id))
+    assert answered.status == 422, answered.body
+    assert answered.detail["statusCode"] == "validation_error"
+    assert [e["field"] for e in answered.detail["errors"]] == ["paymentTransactionId"]
+    assert gateways.cc.requests == []
+    assert vault.reads(f"merchant-account-{CC_ACCOUNT}") == 0  # refused before any credential read
+
+
+@pytest.mark.parametrize("payment_id", [*NOT_PAYMENT_IDS, "123456789012", "txn_", "txn_../x", "txn_a.b"])
+def test_payload_refund_of_an_id_not_shaped_like_a_transaction_id_is_422_before_any_call(
+    gateways: Gateways, payment_id: str
+) -> None:
+    answered = refund(pl_refund(payment_id))
+    assert answered.status == 422, answered.body
+    assert [e["field"] for e in answered.detail["errors"]] == ["paymentTransactionId"]
+    assert gateways.pl.requests == []
+    # The same id again is refused again: nothing was stored for it.
+    assert refund(pl_refund(payment_id)).status == 422
