@@ -105,6 +105,7 @@ class CardConnectGateway(Gateway):
 
     def process_refund(self, refund: RefundRequest) -> GatewayResult:
         payment = self._inquire(refund.payment_id)
+        check_is_payment(payment, refund.payment_id)
         original = amount_or(payment, None)
         if refund.amount is not None:
             format_amount(refund.amount)  # refuses anything but a positive whole-cent amount
@@ -131,7 +132,10 @@ class CardConnectGateway(Gateway):
     def find_refund(self, order_id: str) -> GatewayResult | None:
         # A refund carries its own order id (see _refund), so this finds only that refund.
         done = [r for r in self._by_order_id(order_id) if success_from(r)]
-        return result_from(done[0], "refund", amount_or(done[0], None)) if done else None
+        if not done:
+            return None
+        amount = amount_or(done[0], None)
+        return result_from(done[0], "refund", None if amount is None else abs(amount))
 
     def cancel_payment(self, order_id: str) -> GatewayResult | None:
         post = self._new_request()
@@ -324,6 +328,19 @@ def check_order_id(order_id: str) -> None:
         raise RequestRejected("order id must not pass the Luhn check", code="orderid")
 
 
+def check_is_payment(record: Mapping[str, Any], retref: str) -> None:
+    """Refuse to refund anything but a payment. A refund has a retref of its own and is voidable
+    until it settles, so a refund aimed at it would void it: the learner's refund cancelled."""
+    if is_credit(record):
+        raise RequestRejected(f"transaction {retref} is a refund, not a payment", code="not_a_payment")
+
+
+def is_credit(record: Mapping[str, Any]) -> bool:
+    # Inquiries show money going back to the card (a refund, a forced credit) as a negative amount.
+    amount = amount_or(record, None)
+    return amount is not None and amount < 0
+
+
 def success_from(response: Mapping[str, Any]) -> bool:
     return response.get("respstat") == "A"
 
@@ -346,7 +363,11 @@ def is_not_found(response: Mapping[str, Any]) -> bool:
 
 
 def is_live_sale(record: Mapping[str, Any]) -> bool:
-    return success_from(record) and record.get("setlstat") not in ("Voided", "Declined", "Rejected")
+    return (
+        success_from(record)
+        and not is_credit(record)
+        and record.get("setlstat") not in ("Voided", "Declined", "Rejected")
+    )
 
 
 def amount_or(response: Mapping[str, Any], default: Decimal | None) -> Decimal | None:

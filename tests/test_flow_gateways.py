@@ -438,3 +438,25 @@ def test_payload_refund_of_an_id_not_shaped_like_a_transaction_id_is_422_before_
     assert gateways.pl.requests == []
     # The same id again is refused again: nothing was stored for it.
     assert refund(pl_refund(payment_id)).status == 422
+
+
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+def test_a_refund_aimed_at_a_refunds_id_is_refused_and_the_refund_stands(gateways: Gateways, gateway: str) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    paid = pay(cc_payment(amount=60) if gateway == "cardconnect" else pl_payment(amount=60))
+    fake.settle_all()
+    to_refund = cc_refund if gateway == "cardconnect" else pl_refund
+    first = refund(to_refund(paid.detail["paymentTransactionId"], amount=10))
+    assert first.status == 200 and first.detail["responseDetail"] == "Refund approved", first.body
+    refund_id = first.detail["paymentTransactionId"]
+
+    aimed_at_refund = refund(to_refund(refund_id))
+    assert aimed_at_refund.status == 400, aimed_at_refund.body
+    assert aimed_at_refund.detail["statusCode"] == "not_a_payment"
+    writes = [r for r in fake.requests if r.method in ("PUT", "POST")]
+    assert len(writes) == 2  # the sale and the first refund; nothing aimed at the refund
+    if gateway == "cardconnect":
+        assert gateways.cc.transactions[refund_id].setlstat == "Queued for Capture"
+        assert gateways.cc.transactions[paid.detail["paymentTransactionId"]].refunded == Decimal("10.00")
+    else:
+        assert gateways.pl.transactions[refund_id].status == "processed"

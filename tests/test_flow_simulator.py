@@ -124,3 +124,13 @@ def test_refund_of_voided_payment_is_409() -> None:
     again = refund(refund_body(payment_id))
     assert again.status == 409
     assert again.detail["statusCode"] == "voided"
+
+
+def test_refund_aimed_at_a_refunds_id_finds_no_payment() -> None:
+    paid = pay(payment_body(amount=40))
+    LEDGER.settle_all()
+    partial = refund(refund_body(paid.detail["paymentTransactionId"], amount=10))
+    assert partial.status == 200 and partial.detail["responseDetail"] == "Refund approved"
+    aimed_at_refund = refund(refund_body(partial.detail["paymentTransactionId"]))
+    assert aimed_at_refund.status == 404
+    assert refund(refund_body(paid.detail["paymentTransactionId"], amount=30)).status == 200

@@ -22,8 +22,9 @@ Amounts with a point are dollars, without one cents; `CardConnectTxn.amount_sent
 
 Rules: an orderid holding a Luhn-valid 13-19 digit run is stored masked (`masked_order_id`), so
 inquireByOrderid and voidByOrderId with the original find nothing; capture "Y" -> Queued for
-Capture, else Authorized; refund before settlement -> C/28; unknown
-retref or another merchant's -> C/29; void after settlement -> C/27; void of Queued for Capture only
+Capture, else Authorized; a refund is its own transaction (new retref), voidable until settled, and
+inquiries show its amount negative (a credit); refund before settlement -> C/28; unknown retref or
+another merchant's -> C/29; void after settlement -> C/27; void of Queued for Capture only
 in full (C/43 otherwise); voidByOrderId ignores declines. Cards (respproc FNOR, as the UAT emulator
 answers them): 4387751111111053 C/NU insufficient funds, 4387751111111038 C/05 do not honor,
 4387751111111046 C/54 wrong expiration, 4387751111111020 C/01 refer to issuer; `fake.decline_cards`
@@ -98,7 +99,9 @@ class CardConnectTxn:
 
     @property
     def voidable(self) -> bool:
-        return self.live and self.setlstat in ("Authorized", QUEUED)
+        # A refund is a transaction of its own and, like a sale, voidable until it settles.
+        approved_refund = self.kind == "refund" and self.respstat == "A"
+        return (self.live or approved_refund) and self.setlstat in ("Authorized", QUEUED)
 
     @property
     def refundable(self) -> bool:
@@ -287,6 +290,9 @@ class CardConnectFake(FakeServer):
             txn.amount -= amount
         else:
             txn.setlstat = "Voided"
+            original = self._transactions.get(txn.original_retref or "")
+            if original is not None:  # a voided refund gives the payment its refundable amount back
+                original.refunded -= amount
         return self._response(txn) | {"amount": format_amount(amount), "authcode": "REVERS"}
 
     def _refund(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -337,7 +343,11 @@ class CardConnectFake(FakeServer):
         return Reply(200, found[0] if len(found) == 1 else found)
 
     def _inquiry(self, txn: CardConnectTxn) -> dict[str, Any]:
+        # A refund is money going back to the card: inquiries show its amount as a credit, negative
+        # like a forced credit's (gateway reference §1.5: negative amount = credit).
+        amount = format_amount(-txn.amount if txn.kind == "refund" else txn.amount)
         return self._response(txn) | {
+            "amount": amount,
             "setlstat": txn.setlstat,
             "voidable": "Y" if txn.voidable else "N",
             "refundable": "Y" if txn.refundable else "N",
