@@ -62,6 +62,19 @@ def whole_cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT)
 
 
+def answered_amount(value: object, gateway: str) -> Decimal:
+    """An amount from a gateway's answer, to the cent. One that is not a finite decimal (NaN, a
+    word, a list) means the answer is malformed: the gateway may have acted, so the outcome is
+    unknown, never a plain failure."""
+    try:
+        amount = Decimal(str(value))
+        if amount.is_finite():
+            return amount.quantize(CENT)
+    except (InvalidOperation, ValueError):
+        pass
+    raise OutcomeUnknown(f"{gateway} answered with an unreadable amount", code="unreadable_response", http_status=200)
+
+
 class StandardError(enum.StrEnum):
     """The small closed set every gateway's own codes map into (the raw code travels alongside)."""
 

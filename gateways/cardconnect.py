@@ -13,11 +13,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from gateways.base import (
-    CENT,
     Action,
     AlreadyVoided,
     BillingAddress,
@@ -37,6 +36,7 @@ from gateways.base import (
     SaleRequest,
     StandardError,
     TransactionNotFound,
+    answered_amount,
     luhn_valid,
     whole_cents,
 )
@@ -170,7 +170,9 @@ class CardConnectGateway(Gateway):
 
     def _inquire(self, retref: str) -> Body:
         response = self._commit("GET", ("inquire", retref, self.merchid))
-        if not isinstance(response, dict) or is_not_found(response):
+        if not isinstance(response, dict):
+            raise OutcomeUnknown("CardConnect answered inquire with an unexpected body", code="unreadable_response")
+        if is_not_found(response):
             raise TransactionNotFound(
                 f"CardConnect has no payment {retref} for this merchant", code=self.TXN_NOT_FOUND, http_status=200
             )
@@ -312,7 +314,7 @@ def add_comment(post: Body, comment: str | None) -> None:
 
 
 def add_reference(post: Body, payment: Body) -> None:
-    post["retref"] = payment["retref"]
+    post["retref"] = retref_from(payment)
 
 
 def format_amount(amount: Decimal) -> str:
@@ -371,15 +373,24 @@ def is_live_sale(record: Mapping[str, Any]) -> bool:
 
 
 def amount_or(response: Mapping[str, Any], default: Decimal | None) -> Decimal | None:
-    try:
-        return Decimal(str(response["amount"])).quantize(CENT)
-    except (KeyError, InvalidOperation):
+    """The answer's amount; `default` when it has none. An unreadable one makes the outcome unknown."""
+    if response.get("amount") in (None, ""):
         return default
+    return answered_amount(response["amount"], "CardConnect")
+
+
+def retref_from(response: Mapping[str, Any]) -> str:
+    """The answer's retref; without a usable one the transaction cannot be referenced, so an
+    approved answer lacking it leaves the outcome unknown."""
+    retref = response.get("retref")
+    if isinstance(retref, str) and CardConnectGateway.is_transaction_id(retref):
+        return retref
+    raise OutcomeUnknown("CardConnect answered without a usable retref", code="unreadable_response", http_status=200)
 
 
 def result_from(response: Mapping[str, Any], action: Action, amount: Decimal | None) -> GatewayResult:
     return GatewayResult(
-        transaction_id=str(response.get("retref") or ""),
+        transaction_id=retref_from(response),
         action=action,
         code=code_from(response),
         message=message_from(response),

@@ -245,12 +245,18 @@ def _never_sent(error: BaseException) -> bool:
 
 
 def _parse_json(text: str) -> Any:
+    """The parsed body, or None if it is not JSON. NaN and Infinity are not JSON (RFC 8259), so a body
+    holding them is as unreadable as any other non-JSON body."""
     if not text.strip():
         return None
     try:
-        return json.loads(text, parse_float=Decimal)
+        return json.loads(text, parse_float=Decimal, parse_constant=_not_json)
     except ValueError:
         return None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _headers_text(headers: Iterable[tuple[str, str | bytes]]) -> str:

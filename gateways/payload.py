@@ -22,11 +22,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from gateways.base import (
-    CENT,
     Action,
     AlreadyVoided,
     BillingAddress,
@@ -46,6 +45,7 @@ from gateways.base import (
     SaleRequest,
     StandardError,
     TransactionNotFound,
+    answered_amount,
     whole_cents,
 )
 from gateways.http import gateway_url, scrub_transcript
@@ -110,7 +110,7 @@ class PayloadGateway(Gateway):
         check_refundable(payment)
         original = amount_from(payment)
         if original is None:
-            raise RequestRejected(f"Payload reported no amount for payment {refund.payment_id}", code="no_amount")
+            raise OutcomeUnknown(f"Payload reported no amount for payment {refund.payment_id}", code="no_amount")
         amount = original if refund.amount is None else refund.amount
         wire_amount = json_amount(amount)
         if amount > original:
@@ -126,7 +126,7 @@ class PayloadGateway(Gateway):
             return self._void(payment)
         refund_body: Body = {
             "amount": wire_amount,
-            "ledger": [{"assoc_transaction_id": payment["id"]}],
+            "ledger": [{"assoc_transaction_id": id_from(payment)}],
             "order_number": refund.order_id,
         }
         add_description(refund_body, refund.comment)
@@ -178,7 +178,7 @@ class PayloadGateway(Gateway):
         return values
 
     def _void(self, payment: Body) -> GatewayResult:
-        voided = self._commit("PUT", ("transactions", str(payment["id"])), {"status": "voided"})
+        voided = self._commit("PUT", ("transactions", id_from(payment)), {"status": "voided"})
         if status_of(voided) != "voided":
             raise OutcomeUnknown(
                 f"Payload answered a void with status {voided.get('status')!r}",
@@ -330,16 +330,27 @@ def is_settled(payment: Mapping[str, Any]) -> bool:
 
 
 def amount_from(transaction: Mapping[str, Any]) -> Decimal | None:
-    try:
-        return Decimal(str(transaction["amount"])).quantize(CENT)
-    except (KeyError, InvalidOperation):
+    """The transaction's amount, None when it has none; an unreadable one makes the outcome unknown."""
+    if transaction.get("amount") is None:
         return None
+    return answered_amount(transaction["amount"], "Payload")
+
+
+def id_from(transaction: Mapping[str, Any]) -> str:
+    """The transaction's id; an answer without a usable one cannot be referenced, so the outcome of
+    what it answers is unknown."""
+    value = transaction.get("id")
+    if isinstance(value, str) and PayloadGateway.is_transaction_id(value):
+        return value
+    raise OutcomeUnknown(
+        "Payload answered without a usable transaction id", code="unreadable_response", http_status=200
+    )
 
 
 def result_from(transaction: Mapping[str, Any], action: Action, amount: Decimal | None = None) -> GatewayResult:
     status = str(transaction.get("status") or "")
     return GatewayResult(
-        transaction_id=str(transaction.get("id") or ""),
+        transaction_id=id_from(transaction),
         action=action,
         code=str(transaction.get("status_code") or status),
         message=str(transaction.get("status_message") or status),

@@ -112,3 +112,20 @@ def test_refund_ids_that_are_not_the_gateways_shape_are_422_with_no_gateway_call
             assert answered.status_code == 422, answered.text
             assert [e["field"] for e in answered.json()["detail"]["errors"]] == ["paymentTransactionId"]
         assert host.cc.requests == [] and host.pl.requests == []
+
+
+def test_malformed_gateway_answers_are_502_and_the_retry_settles_them(tmp_path: Path) -> None:
+    with hosted(tmp_path) as host:
+        for fault, fake, account in (("missing_id", host.cc, 2101), ("nan_amount", host.pl, 3101),
+                                     ("listing", host.cc, 2102)):
+            fake.set_fault(fault, match="PUT /cardconnect/rest/auth|POST /transactions")
+            meta = new_meta()
+            body = payment_body(gatewayTypeId=2 if fake is host.cc else 1, merchantAccountId=account,
+                                account="4788250000121443")
+            url = f"{host.base}/paymentGateway/processPayment"
+            first = requests.post(url, headers={"BVMeta": json.dumps(meta)}, json=body, timeout=15)
+            assert first.status_code == 502, first.text
+            assert first.json()["detail"]["statusCode"] == "outcome_unknown"
+            retried = requests.post(url, headers={"BVMeta": json.dumps(meta)}, json=body, timeout=15)
+            assert retried.status_code == 200, retried.text
+        assert len(host.cc.live_charges()) == 2 and len(host.pl.live_charges()) == 1

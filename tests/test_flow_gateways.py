@@ -460,3 +460,59 @@ def test_a_refund_aimed_at_a_refunds_id_is_refused_and_the_refund_stands(gateway
         assert gateways.cc.transactions[paid.detail["paymentTransactionId"]].refunded == Decimal("10.00")
     else:
         assert gateways.pl.transactions[refund_id].status == "processed"
+
+
+MALFORMED = ["missing_id", "nan_amount", "listing"]
+
+
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+@pytest.mark.parametrize("fault", MALFORMED)
+def test_a_malformed_sale_answer_is_502_and_the_retry_settles_it(gateways: Gateways, gateway: str, fault: str) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    body = cc_payment() if gateway == "cardconnect" else pl_payment()
+    fake.set_fault(fault, match="PUT /cardconnect/rest/auth" if gateway == "cardconnect" else "POST /transactions")
+    meta = new_meta()
+
+    first = pay(body, meta)
+    assert first.status == 502, first.body
+    assert first.detail["statusCode"] == "outcome_unknown"
+    assert len(fake.live_charges()) == 1  # the gateway did charge
+
+    retried = pay(body, meta)  # the record was left unknown: the retry looks the charge up
+    assert retried.status == 200, retried.body
+    live = fake.live_charges()
+    assert len(live) == 1
+    assert retried.detail["paymentTransactionId"] == (live[0].retref if gateway == "cardconnect" else live[0].id)
+
+
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+@pytest.mark.parametrize("fault", MALFORMED)
+@pytest.mark.parametrize("step", ["lookup", "refund"])
+def test_a_malformed_refund_answer_is_502_and_the_retry_settles_it(
+    gateways: Gateways, gateway: str, fault: str, step: str
+) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    paid = pay(cc_payment(amount=80) if gateway == "cardconnect" else pl_payment(amount=80))
+    payment_id = paid.detail["paymentTransactionId"]
+    fake.settle_all()
+    body = (cc_refund if gateway == "cardconnect" else pl_refund)(payment_id, amount=30)
+    match = {
+        ("cardconnect", "lookup"): "GET /cardconnect/rest/inquire/",
+        ("cardconnect", "refund"): "PUT /cardconnect/rest/refund",
+        ("payload", "lookup"): "GET /transactions/",
+        ("payload", "refund"): "POST /transactions",
+    }[(gateway, step)]
+    fake.set_fault(fault, match=match)
+    meta = new_meta()
+
+    first = refund(body, meta)
+    assert first.status == 502, first.body
+    assert first.detail["statusCode"] == "outcome_unknown"
+
+    retried = refund(body, meta)
+    assert retried.status == 200, retried.body
+    assert retried.detail["responseDetail"] == "Refund approved"
+    refunds = [t for t in fake.transactions.values() if getattr(t, "kind", getattr(t, "type", None)) == "refund"]
+    assert len(refunds) == 1
+    assert refunds[0].amount == Decimal("30.00")
+    assert retried.detail["paymentTransactionId"] == (refunds[0].retref if gateway == "cardconnect" else refunds[0].id)

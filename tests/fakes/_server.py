@@ -12,14 +12,18 @@ import re
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
-COMMON_FAULTS = frozenset({"slow", "drop", "http500"})
+MALFORMED_FAULTS = frozenset({"missing_id", "nan_amount", "listing"})
+"""Answers a gateway should never give: the reply without its transaction id, with a NaN amount, or
+wrapped in a JSON array instead of the object. Carried out by default, like a real gateway whose
+answer got mangled."""
+COMMON_FAULTS = frozenset({"slow", "drop", "http500"}) | MALFORMED_FAULTS
 
 
 @dataclass
@@ -72,6 +76,10 @@ class FakeServer:
 
     fault_modes: frozenset[str] = COMMON_FAULTS
     url_path = ""
+    id_field = "id"
+    """The answer's transaction id field (what "missing_id" drops)."""
+    nan_amount: Any = float("nan")
+    """What "nan_amount" puts in the answer's amount (a JSON NaN, or the gateway's string form)."""
 
     def __init__(self) -> None:
         self.sets_cookies = False
@@ -95,6 +103,16 @@ class FakeServer:
 
     def server_error(self) -> Reply:
         return Reply(500, {"error": "Internal Server Error"})
+
+    def malformed(self, mode: str, reply: Reply) -> Reply:
+        body = reply.body
+        if mode == "listing":
+            return replace(reply, body=[body])
+        if not isinstance(body, dict):
+            return reply
+        if mode == "missing_id":
+            return replace(reply, body={k: v for k, v in body.items() if k != self.id_field})
+        return replace(reply, body={**body, "amount": self.nan_amount})
 
     def start(self) -> Self:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self), bind_and_activate=False)
@@ -160,11 +178,12 @@ class FakeServer:
     ) -> None:
         """Apply fault `mode` to the next `count` requests (None: every request until cleared)
         whose "METHOD /path" matches the regex `match`. `carry_out` says whether the request is
-        carried out before the fault (default: yes for slow and drop, no for the others)."""
+        carried out before the fault (default: yes for slow, drop and the malformed answers, no for
+        the others)."""
         if mode not in self.fault_modes:
             raise ValueError(f"unknown fault mode {mode!r}; known: {sorted(self.fault_modes)}")
         if carry_out is None:
-            carry_out = mode in ("slow", "drop")
+            carry_out = mode in ("slow", "drop") or mode in MALFORMED_FAULTS
         with self.lock:
             self._faults.append(Fault(mode, seconds, count, re.compile(match) if match else None, carry_out))
 
@@ -197,6 +216,8 @@ class FakeServer:
         if special is not None:
             return special
         reply = self.handle(request) if fault.carry_out else None
+        if fault.mode in MALFORMED_FAULTS:
+            return self.malformed(fault.mode, reply or Reply(200, {"object": "error"}))
         if fault.mode == "http500":
             return self.server_error()
         if fault.mode == "drop":

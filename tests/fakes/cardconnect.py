@@ -40,6 +40,8 @@ for a US address (country US or absent) 5 or 9 digits. An auth breaking one is r
 {"message": ..., "errorcode": ...} and nothing is recorded.
 
 Faults: "slow" (carry out, answer after `seconds`), "drop" (carry out, close without answering),
+"missing_id", "nan_amount", "listing" (carry out, then answer without `retref`, with amount "NaN", or
+as a JSON array),
 "http500" (not carried out unless carry_out=True), "respstat_b" (HTTP 200 B/62 "Timed out"; with
 carry_out=True the transaction is carried out and approved, only the answer says B).
 """
@@ -111,6 +113,8 @@ class CardConnectTxn:
 class CardConnectFake(FakeServer):
     fault_modes = COMMON_FAULTS | {"respstat_b"}
     url_path = "/cardconnect/rest"
+    id_field = "retref"
+    nan_amount = "NaN"  # CardConnect amounts are strings
 
     def __init__(
         self,

@@ -37,7 +37,8 @@ support article does ("Processed"), to prove clients compare case-insensitively.
 {card: amount} makes a payment for that card come back approved for at most that amount: Payload
 documents no partial approval, this only proves the service never reports another amount as paid.
 
-Faults: "slow", "drop", "http500" as in FakeServer.set_fault.
+Faults: "slow", "drop", "http500", "missing_id", "nan_amount" (a JSON NaN), "listing" as in
+FakeServer.set_fault.
 """
 
 from __future__ import annotations
