@@ -208,6 +208,15 @@ class CredentialsRejected(GatewayError):
     standard = StandardError.CONFIG_ERROR
 
 
+class GatewayMisconfigured(GatewayError):
+    """The gateway (or a proxy on the way) says the endpoint we called does not exist or cannot be
+    called so: a wrong base URL, method or content type, a proxy wanting credentials. Our
+    configuration, not the caller's request; nothing was done, and a retry once it is fixed must
+    reach the gateway rather than replay this answer."""
+
+    standard = StandardError.CONFIG_ERROR
+
+
 class TransactionNotFound(GatewayError):
     """The referenced transaction does not exist for this merchant."""
 

@@ -27,6 +27,7 @@ from gateways.base import (
     Gateway,
     GatewayContext,
     GatewayError,
+    GatewayMisconfigured,
     GatewayResult,
     GatewayUnreachable,
     NotRefundable,
@@ -239,6 +240,14 @@ class CardConnectGateway(Gateway):
         if reply.status == 429:
             raise GatewayUnreachable(
                 "CardConnect rate limit reached; nothing was done", code="rate_limited", http_status=429
+            )
+        if reply.status == 404:
+            # CardConnect answers an unknown transaction with HTTP 200 and PPS 29; a 404 is a path
+            # it does not serve (gateway reference §1.13): our base URL is wrong.
+            raise GatewayMisconfigured(
+                "CardConnect has no such endpoint: check CARDCONNECT_URL; nothing was done",
+                code="404",
+                http_status=404,
             )
         if reply.status >= 400:
             raise RequestRejected(

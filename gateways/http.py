@@ -30,7 +30,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from gateways.base import GatewayUnreachable, OutcomeUnknown, RequestRejected, redact_card_numbers
+from gateways.base import (
+    GatewayMisconfigured,
+    GatewayUnreachable,
+    OutcomeUnknown,
+    RequestRejected,
+    redact_card_numbers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,12 @@ POOL_MAXSIZE = 32
 MAX_ROUTES = 16
 """Base URLs kept at once; a deployment talks to two or three, so this bound is never reached in
 practice and only guards against a misconfiguration that mints a new URL per request."""
+
+CONFIGURATION_STATUSES = frozenset({405, 406, 407, 410, 415})
+"""Statuses that say how we call the gateway is wrong, whatever the request: method not allowed,
+an Accept or Content-Type it does not serve, a proxy wanting credentials, an endpoint retired. A 404
+means the same for a URL that names no object; each gateway decides that (Payload answers 404 for an
+unknown transaction too)."""
 
 Auth = tuple[str, str]
 Transcript = Callable[[str], None]
@@ -109,7 +121,8 @@ class HttpPool:
 
         Raises `GatewayUnreachable` when the request cannot have been sent (refused, DNS, connect
         timeout) and `OutcomeUnknown` when it may have been carried out but no usable answer came
-        back (read timeout, dropped connection, HTTP 408 or 5xx, a 2xx that is not JSON).
+        back (read timeout, dropped connection, HTTP 408 or 5xx, a 2xx that is not JSON), and
+        `GatewayMisconfigured` for the statuses in `CONFIGURATION_STATUSES`.
         """
         route = self._route_for(url)
         prepared = requests.Request(method, url, headers=HEADERS, auth=auth, json=json, params=params).prepare()
@@ -134,6 +147,12 @@ class HttpPool:
         if reply.status == 408 or reply.status >= 500:
             raise OutcomeUnknown(
                 f"{host} answered HTTP {reply.status}; the request may have been carried out",
+                code=str(reply.status),
+                http_status=reply.status,
+            )
+        if reply.status in CONFIGURATION_STATUSES:
+            raise GatewayMisconfigured(
+                f"{host} answered HTTP {reply.status}: check the gateway URL and the egress proxy; nothing was done",
                 code=str(reply.status),
                 http_status=reply.status,
             )

@@ -36,6 +36,7 @@ from gateways.base import (
     Gateway,
     GatewayContext,
     GatewayError,
+    GatewayMisconfigured,
     GatewayResult,
     GatewayUnreachable,
     NotRefundable,
@@ -222,10 +223,13 @@ class PayloadGateway(Gateway):
             raise CredentialsRejected(
                 "Payload did not accept the merchant's API key or processing id", code=code, http_status=status
             )
-        if reply.status == 404:
-            raise TransactionNotFound(
-                f"Payload has no such transaction for this key ({path})", code=code, http_status=status
+        if reply.status == 404 and isinstance(path, str):
+            # A collection (a sale, a refund, a search) always exists: our base URL is wrong.
+            raise GatewayMisconfigured(
+                "Payload has no such endpoint: check PAYLOAD_API_URL; nothing was done", code=code, http_status=status
             )
+        if reply.status == 404:
+            raise TransactionNotFound("Payload has no such transaction for this key", code=code, http_status=status)
         if reply.status == 429:
             # Payload refused before doing anything: as safe to retry later as an unreachable host.
             raise GatewayUnreachable(

@@ -15,6 +15,7 @@ from gateways.base import (
     CredentialsRejected,
     Declined,
     GatewayError,
+    GatewayMisconfigured,
     GatewayUnreachable,
     NotRefundable,
     OutcomeUnknown,
@@ -130,6 +131,9 @@ def _gateway_status(error: GatewayError) -> tuple[int, str, dict[str, str]]:
     if isinstance(error, CredentialsRejected):
         # The stored credentials are wrong: security must rotate them. The caller did nothing wrong.
         return 503, "credentials_rejected", retry
+    if isinstance(error, GatewayMisconfigured):
+        # Our gateway URL (or proxy) is wrong: ops must fix it, then the caller's retry goes through.
+        return 503, "gateway_misconfigured", retry
     if isinstance(error, NotRefundable):
         return 409, "not_refundable", {}
     if isinstance(error, TransactionNotFound):
@@ -143,7 +147,7 @@ def from_gateway_error(error: GatewayError, detail: str) -> Failure:
     status, fallback_code, headers = _gateway_status(error)
     # For outcomes this service decides (unknown, unreachable, credentials) the caller branches on
     # our code, so a gateway's own code (a timeout's 62, an HTTP 401) must not hide it.
-    ours = isinstance(error, OutcomeUnknown | GatewayUnreachable | CredentialsRejected)
+    ours = isinstance(error, OutcomeUnknown | GatewayUnreachable | CredentialsRejected | GatewayMisconfigured)
     status_code = fallback_code if ours else (error.code or fallback_code)
     # A gateway's text is not ours: should one ever echo a card number, it stops here.
     return Failure(

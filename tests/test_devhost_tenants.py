@@ -48,6 +48,15 @@ class Host:
 @contextmanager
 def hosted(tmp_path: Path, env: dict[str, str] | None = None, *, payload_host: str = "127.0.0.1") -> Iterator[Host]:
     """The devhost with two CardConnect merchants and two Payload accounts on the fakes."""
+    with CardConnectFake(merchants=CC_MERCHANTS) as cc, PayloadFake(accounts=PL_ACCOUNTS) as pl:
+        host_env = {"PAYLOAD_API_URL": f"http://{payload_host}:{pl.port}", **(env or {})}
+        with serving(tmp_path, cc, pl, host_env) as host:
+            yield host
+
+
+@contextmanager
+def serving(tmp_path: Path, cc: CardConnectFake, pl: PayloadFake, env: dict[str, str]) -> Iterator[Host]:
+    """The devhost on these fakes; the same `tmp_path` means the same credentials and idempotency."""
     credentials: dict[str, Any] = {}
     for account, merchid in CC_IDS.items():
         user, password = CC_MERCHANTS[merchid]
@@ -56,25 +65,23 @@ def hosted(tmp_path: Path, env: dict[str, str] | None = None, *, payload_host: s
     for account, key in PL_IDS.items():
         credentials[str(account)] = {"gatewayTypeId": 1, "credentials": {
             "apiKey": key, "processingId": PL_ACCOUNTS[key]}}
-        watch_sent({"credentials": credentials[str(account)]["credentials"]})
-    for account in CC_IDS:
-        watch_sent({"credentials": credentials[str(account)]["credentials"]})
+    for account in credentials.values():
+        watch_sent({"credentials": account["credentials"]})
     path = tmp_path / "credentials.json"
     path.write_text(json.dumps(credentials))
-    with CardConnectFake(merchants=CC_MERCHANTS) as cc, PayloadFake(accounts=PL_ACCOUNTS) as pl:
-        host_env = {
-            "CREDENTIAL_SOURCE": "file",
-            "LOCAL_CREDENTIALS_FILE": str(path),
-            "IDEMPOTENCY_STORE": "sqlite",
-            "IDEMPOTENCY_SQLITE_PATH": str(tmp_path / "idempotency.sqlite"),
-            "DEVHOST_LOG": str(tmp_path / "devhost.log"),
-            "CARDCONNECT_URL": cc.base_url,
-            "PAYLOAD_API_URL": f"http://{payload_host}:{pl.port}",
-            "GATEWAY_TIMEOUT_SECONDS": "2",
-            **(env or {}),
-        }
-        with devhost(host_env, "--no-timers") as (base, log_path):
-            yield Host(base, log_path, cc, pl)
+    host_env = {
+        "CREDENTIAL_SOURCE": "file",
+        "LOCAL_CREDENTIALS_FILE": str(path),
+        "IDEMPOTENCY_STORE": "sqlite",
+        "IDEMPOTENCY_SQLITE_PATH": str(tmp_path / "idempotency.sqlite"),
+        "DEVHOST_LOG": str(tmp_path / "devhost.log"),
+        "CARDCONNECT_URL": cc.base_url,
+        "PAYLOAD_API_URL": pl.base_url,
+        "GATEWAY_TIMEOUT_SECONDS": "2",
+        **env,
+    }
+    with devhost(host_env, "--no-timers") as (base, log_path):
+        yield Host(base, log_path, cc, pl)
 
 
 def test_gateway_cookies_never_pass_from_one_merchant_to_another(tmp_path: Path) -> None:
@@ -129,3 +136,22 @@ def test_malformed_gateway_answers_are_502_and_the_retry_settles_them(tmp_path: 
             retried = requests.post(url, headers={"BVMeta": json.dumps(meta)}, json=body, timeout=15)
             assert retried.status_code == 200, retried.text
         assert len(host.cc.live_charges()) == 2 and len(host.pl.live_charges()) == 1
+
+
+def test_a_wrong_gateway_url_is_503_and_the_retry_after_the_fix_charges(tmp_path: Path) -> None:
+    with CardConnectFake(merchants=CC_MERCHANTS) as cc, PayloadFake(accounts=PL_ACCOUNTS) as pl:
+        meta = new_meta()
+        body = payment_body(gatewayTypeId=2, merchantAccountId=2101, account="4788250000121443")
+        with serving(tmp_path, cc, pl, {"CARDCONNECT_URL": cc.root_url + "/cardconnect/rst"}) as host:
+            wrong = requests.post(f"{host.base}/paymentGateway/processPayment",
+                                  headers={"BVMeta": json.dumps(meta)}, json=body, timeout=15)
+            assert wrong.status_code == 503, wrong.text
+            assert wrong.json()["detail"]["statusCode"] == "gateway_misconfigured"
+            assert wrong.headers["Retry-After"]
+        with serving(tmp_path, cc, pl, {}) as host:
+            fixed = requests.post(f"{host.base}/paymentGateway/processPayment",
+                                  headers={"BVMeta": json.dumps(meta)}, json=body, timeout=15)
+            assert fixed.status_code == 200, fixed.text
+            assert "Idempotent-Replayed" not in fixed.headers
+        assert [r.status for r in cc.requests] == [404, 200]
+        assert len(cc.live_charges()) == 1

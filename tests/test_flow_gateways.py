@@ -516,3 +516,55 @@ def test_a_malformed_refund_answer_is_502_and_the_retry_settles_it(
     assert len(refunds) == 1
     assert refunds[0].amount == Decimal("30.00")
     assert retried.detail["paymentTransactionId"] == (refunds[0].retref if gateway == "cardconnect" else refunds[0].id)
+
+
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+def test_a_wrong_gateway_url_is_503_and_nothing_is_stored(gateways: Gateways, gateway: str) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    body = cc_payment() if gateway == "cardconnect" else pl_payment()
+    settings = gateways.service.settings
+    wrong = {"cardconnect_url": gateways.cc.root_url + "/cardconnect/rst"} if gateway == "cardconnect" else {
+        "payload_api_url": gateways.pl.root_url + "/v9"}
+    install_service(make_settings(gateways.tmp_path, **{**vars(settings), **wrong}))
+    meta = new_meta()
+
+    first = pay(body, meta)
+    assert first.status == 503, first.body
+    assert first.detail["statusCode"] == "gateway_misconfigured"
+    assert first.detail["gatewayHttpStatusCode"] == 404
+    assert first.headers["Retry-After"]
+    assert [r.status for r in fake.requests] == [404]
+
+    install_service(settings)  # the URL is fixed: the same request now charges, once
+    retried = pay(body, meta)
+    assert retried.status == 200, retried.body
+    assert "Idempotent-Replayed" not in retried.headers
+    assert len(fake.live_charges()) == 1
+
+
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+@pytest.mark.parametrize("status", [405, 406, 407, 410, 415])
+def test_gateway_statuses_that_mean_our_configuration_are_503_and_not_stored(
+    gateways: Gateways, gateway: str, status: int
+) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    body = cc_payment() if gateway == "cardconnect" else pl_payment()
+    fake.set_fault(f"http{status}")
+    meta = new_meta()
+    first = pay(body, meta)
+    assert (first.status, first.detail["statusCode"]) == (503, "gateway_misconfigured"), first.body
+    assert pay(body, meta).status == 200  # not replayed: the retry reached the gateway and charged
+    assert len(fake.live_charges()) == 1
+
+
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+def test_a_gateway_400_about_this_request_is_stored_and_replayed(gateways: Gateways, gateway: str) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    body = cc_payment() if gateway == "cardconnect" else pl_payment()
+    fake.set_fault("http400")
+    meta = new_meta()
+    first = pay(body, meta)
+    assert first.status == 400, first.body
+    replayed = pay(body, meta)
+    assert (replayed.status, replayed.headers.get("Idempotent-Replayed")) == (400, "true")
+    assert len(fake.requests) == 1 and fake.live_charges() == []

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -23,7 +24,10 @@ MALFORMED_FAULTS = frozenset({"missing_id", "nan_amount", "listing"})
 """Answers a gateway should never give: the reply without its transaction id, with a NaN amount, or
 wrapped in a JSON array instead of the object. Carried out by default, like a real gateway whose
 answer got mangled."""
-COMMON_FAULTS = frozenset({"slow", "drop", "http500"}) | MALFORMED_FAULTS
+STATUS_FAULTS = frozenset({"http400", "http405", "http406", "http407", "http410", "http415"})
+"""Not carried out: the status with the gateway's error body (`error_reply`), as a gateway, its load
+balancer or an egress proxy (407) would answer."""
+COMMON_FAULTS = frozenset({"slow", "drop", "http500"}) | MALFORMED_FAULTS | STATUS_FAULTS
 
 
 @dataclass
@@ -103,6 +107,9 @@ class FakeServer:
 
     def server_error(self) -> Reply:
         return Reply(500, {"error": "Internal Server Error"})
+
+    def error_reply(self, status: int) -> Reply:
+        return Reply(status, {"status": status, "error": HTTPStatus(status).phrase})
 
     def malformed(self, mode: str, reply: Reply) -> Reply:
         body = reply.body
@@ -216,6 +223,8 @@ class FakeServer:
         if special is not None:
             return special
         reply = self.handle(request) if fault.carry_out else None
+        if fault.mode in STATUS_FAULTS:
+            return self.error_reply(int(fault.mode.removeprefix("http")))
         if fault.mode in MALFORMED_FAULTS:
             return self.malformed(fault.mode, reply or Reply(200, {"object": "error"}))
         if fault.mode == "http500":

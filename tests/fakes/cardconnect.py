@@ -191,6 +191,11 @@ class CardConnectFake(FakeServer):
                 return self._inquire_by_order_id(args[0], merchid, everywhere=len(args) < 3)
             return self._answer({"merchid": merchid, "enabled": True, "site": "fake", "currency": self.currency})
 
+    def error_reply(self, status: int) -> Reply:
+        if status == 400:  # a request error in the OpenAPI's shape (gateway reference §1.13)
+            return Reply(400, {"message": "Invalid field: amount", "errorcode": 49})
+        return super().error_reply(status)
+
     def special_fault(self, fault: Fault, request: RecordedRequest) -> Reply | None:
         if fault.mode != "respstat_b":
             return None

@@ -47,6 +47,7 @@ import itertools
 import secrets
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
+from http import HTTPStatus
 from typing import Any
 
 from tests.fakes._server import FakeServer, RecordedRequest, Reply
@@ -154,6 +155,11 @@ class PayloadFake(FakeServer):
 
     def server_error(self) -> Reply:
         return error(500, "InternalServerError", "internal error")
+
+    def error_reply(self, status: int) -> Reply:
+        if status == 400:
+            return error(400, "InvalidAttributes", "amount", {"amount": "invalid"})
+        return error(status, HTTPStatus(status).phrase.replace(" ", ""), HTTPStatus(status).description)
 
     def handle(self, request: RecordedRequest) -> Reply:
         key = request.basic_auth[0] if request.basic_auth else request.bearer

@@ -9,6 +9,7 @@ import pytest
 from gateways.base import (
     CredentialsRejected,
     Declined,
+    GatewayMisconfigured,
     GatewayUnreachable,
     NotRefundable,
     OutcomeUnknown,
@@ -299,8 +300,14 @@ def test_connection_refused_is_unreachable(pool: HttpPool) -> None:
             gateway.process_payment(sale())
 
 
-def test_http_4xx_is_a_rejected_request(cc_fake: CardConnectFake, pool: HttpPool) -> None:
+def test_http_400_is_a_rejected_request(cc_fake: CardConnectFake, pool: HttpPool) -> None:
+    cc_fake.set_fault("http400")
+    with pytest.raises(RequestRejected, match="HTTP 400"):
+        cardconnect(cc_fake, pool).process_payment(sale())
+
+
+def test_http_404_is_our_wrong_url_not_the_request(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     gateway = cardconnect(cc_fake, pool, base_url=cc_fake.root_url + "/cardconnect/wrong")
 
-    with pytest.raises(RequestRejected, match="HTTP 404"):
+    with pytest.raises(GatewayMisconfigured, match="CARDCONNECT_URL"):
         gateway.process_payment(sale())
