@@ -219,17 +219,24 @@ class PayloadGateway(Gateway):
         code, status = error_type or str(reply.status), reply.status
         if error_type == "TransactionDeclined" and isinstance(error.get("details"), dict):
             raise declined_from(error["details"], reply.status)
+        names_object = not isinstance(path, str)
+        if reply.status in (403, 404) and names_object:
+            # 403 is "outside this key's scope": another account's transaction, which for this
+            # merchant does not exist. The key itself is fine, so no credential refresh.
+            raise TransactionNotFound(
+                "Payload has no such transaction for this merchant", code="transaction_not_found", http_status=status
+            )
         if reply.status in (401, 403):
+            # 401: the key is wrong. 403 on a sale or search: the processing account we name is not
+            # the key's, so the stored apiKey and processingId do not belong together.
             raise CredentialsRejected(
                 "Payload did not accept the merchant's API key or processing id", code=code, http_status=status
             )
-        if reply.status == 404 and isinstance(path, str):
+        if reply.status == 404:
             # A collection (a sale, a refund, a search) always exists: our base URL is wrong.
             raise GatewayMisconfigured(
                 "Payload has no such endpoint: check PAYLOAD_API_URL; nothing was done", code=code, http_status=status
             )
-        if reply.status == 404:
-            raise TransactionNotFound("Payload has no such transaction for this key", code=code, http_status=status)
         if reply.status == 429:
             # Payload refused before doing anything: as safe to retry later as an unreachable host.
             raise GatewayUnreachable(

@@ -155,3 +155,15 @@ def test_a_wrong_gateway_url_is_503_and_the_retry_after_the_fix_charges(tmp_path
             assert "Idempotent-Replayed" not in fixed.headers
         assert [r.status for r in cc.requests] == [404, 200]
         assert len(cc.live_charges()) == 1
+
+
+def test_refunding_another_merchants_payment_is_404_on_both_gateways(tmp_path: Path) -> None:
+    with hosted(tmp_path) as host:
+        cc_payment = host.pay(2101).json()["detail"]["paymentTransactionId"]
+        pl_payment = host.pay(3101).json()["detail"]["paymentTransactionId"]
+        for account, payment_id in ((2102, cc_payment), (3102, pl_payment)):
+            answered = host.refund(account, payment_id)
+            assert answered.status_code == 404, answered.text
+            assert answered.json()["detail"]["statusCode"] in ("29", "transaction_not_found")
+        assert [r.status for r in host.pl.requests] == [200, 403]
+        assert len(host.cc.live_charges()) == 1 and len(host.pl.live_charges()) == 1

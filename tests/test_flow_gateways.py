@@ -568,3 +568,24 @@ def test_a_gateway_400_about_this_request_is_stored_and_replayed(gateways: Gatew
     replayed = pay(body, meta)
     assert (replayed.status, replayed.headers.get("Idempotent-Replayed")) == (400, "true")
     assert len(fake.requests) == 1 and fake.live_charges() == []
+
+
+def test_payload_403_on_another_accounts_transaction_is_not_found_without_a_credential_refresh(
+    gateways: Gateways,
+) -> None:
+    other_key, other_account = "test_secret_key_tenantB2", 3002
+    gateways.pl.accounts[other_key] = "acct_tenantB"
+    vault = FakeKeyVault()
+    vault.set(f"merchant-account-{PL_ACCOUNT}", format_secret(1, PL_CREDENTIALS))
+    other = {"apiKey": other_key, "processingId": "acct_tenantB"}
+    vault.set(f"merchant-account-{other_account}", format_secret(1, other))
+    install_service(gateways.service.settings, credentials=CachedCredentialStore(vault.client().load, 3600))
+    foreign = pay(pl_payment(merchantAccountId=other_account)).detail["paymentTransactionId"]
+
+    answered = refund(pl_refund(foreign))
+    assert answered.status == 404, answered.body
+    assert answered.detail["statusCode"] == "transaction_not_found"
+    assert answered.detail["gatewayHttpStatusCode"] == 403
+    assert vault.reads(f"merchant-account-{PL_ACCOUNT}") == 1  # no refresh: the key is fine
+    assert [r.status for r in gateways.pl.requests[1:]] == [403]
+    assert [t.status for t in gateways.pl.live_charges()] == ["processed"]

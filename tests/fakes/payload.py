@@ -18,7 +18,8 @@ any account not named. `base_url` has no trailing slash; payload-api's Session n
 Routes: POST /transactions (type payment or refund), PUT /transactions/{id}, GET /transactions/{id},
 GET /transactions?order_number=&type=&status=&processing_id= ({"object":"list","values":[...]}).
 Auth: Basic (key, "") or Bearer key, else 401 Unauthorized; a payment for a processing_id that is not
-the key's gets 403 Forbidden; another key's transactions are 404. JSON and bracketed form bodies.
+the key's gets 403 Forbidden, and so does reading or voiding another key's transaction (outside the
+key's scope); an unknown transaction is 404. JSON and bracketed form bodies.
 Success is always HTTP 200 with "object":"transaction" (payload-api treats 201 as an error).
 
 Rules: payments start processed/approved with funding_status pending; void (PUT status=voided) only
@@ -178,8 +179,12 @@ class PayloadFake(FakeServer):
             if len(parts) == 1 and request.method == "GET":
                 return self._search(request.query, account)
             txn = self._transactions.get(parts[1])
-            if txn is None or txn.processing_id != account:
+            if txn is None:
                 return error(404, "NotFound", "transaction not found")
+            if txn.processing_id != account:
+                # Another account's object is outside this key's scope (gateway semantics: 403).
+                self.auth_failures += 1
+                return error(403, "Forbidden", "transaction is not in the scope of this API key")
             if request.method == "GET":
                 return self._show(txn)
             if request.method == "PUT":
