@@ -41,7 +41,7 @@ from gateways.base import (
     luhn_valid,
     whole_cents,
 )
-from gateways.http import gateway_url, scrub_transcript
+from gateways.http import FILTERED, gateway_url, scrub_transcript
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,11 @@ class CardConnectGateway(Gateway):
     TXN_NOT_FOUND = "29"
     VOID_BY_ORDER_ID_ATTEMPTS = 3
     """CardPointe's advice for reconciling a sale that got no answer."""
-    SECRET_FIELDS = ("account", "cvv2", "expiry", "token", "username", "password")
+    SECRET_FIELDS = ("account", "cvv2", "expiry", "token", "username", "password", "merchid")
+    """What `scrub` removes. `merchid` is the secret's `merchantId`, a credential field: with the
+    user and password it is what acts for the merchant, so transcripts treat it like them (as the
+    accounts CLI does, and as turning urllib3's request logging off does for GET paths)."""
+    MERCHID_IN_PATH = re.compile(r"(/(?:inquire|inquireByOrderid)/[^/\s?]+/|/inquireMerchant/)[^/\s?]+")
 
     def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
         super().__init__(credentials, context)
@@ -154,7 +158,8 @@ class CardConnectGateway(Gateway):
 
     @staticmethod
     def scrub(transcript: str) -> str:
-        return scrub_transcript(transcript, json_fields=CardConnectGateway.SECRET_FIELDS)
+        text = CardConnectGateway.MERCHID_IN_PATH.sub(rf"\g<1>{FILTERED}", transcript)
+        return scrub_transcript(text, json_fields=CardConnectGateway.SECRET_FIELDS)
 
     def _by_order_id(self, order_id: str) -> list[Body]:
         check_order_id(order_id)

@@ -81,7 +81,12 @@ class PayloadGateway(Gateway):
         "invalid_card_number": StandardError.INVALID_CARD,
     }
     DESCRIPTION_LIMIT = 128
-    SECRET_FIELDS = ("card_number", "card_code", "expiry", "account_number", "api_key", "apiKey")
+    SECRET_FIELDS = (
+        "card_number", "card_code", "expiry", "account_number", "api_key", "apiKey", "processing_id"
+    )
+    """What `scrub` removes. `processing_id` is the secret's `processingId`, a credential field: it
+    names the account the key charges into, so transcripts treat it like the key (as the accounts
+    CLI does)."""
 
     def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
         super().__init__(credentials, context)

@@ -32,15 +32,17 @@ CVV = "987"
 Scenario = tuple[Gateway, list[str], list[str], list[str]]
 """(gateway, secrets the wire carries, secrets that never appear in any form, error texts)"""
 CC_USER, CC_PASSWORD = CC_MERCHANTS[CC_MID]
+PL_PROCESSING = "acct_tenant1"
 
 
 def secrets_for(gateway: Gateway, pan: str) -> tuple[list[str], list[str]]:
     """(what the wire carries and scrub must remove, what must never appear in any form)."""
     if isinstance(gateway, CardConnectGateway):
         basic = base64.b64encode(f"{CC_USER}:{CC_PASSWORD}".encode()).decode()
-        return [pan, f'"cvv2": "{CVV}"', '"expiry": "1228"', basic], [CC_USER, CC_PASSWORD, f'"{CVV}"']
+        # The merchant id rides in every body and every GET path (inquire/<retref>/<merchid>).
+        return [pan, f'"cvv2": "{CVV}"', '"expiry": "1228"', basic, CC_MID], [CC_USER, CC_PASSWORD, f'"{CVV}"']
     basic = base64.b64encode(f"{PL_KEY}:".encode()).decode()
-    return [pan, f'"card_code": "{CVV}"', '"expiry": "12/28"', basic], [PL_KEY, f'"{CVV}"']
+    return [pan, f'"card_code": "{CVV}"', '"expiry": "12/28"', basic, PL_PROCESSING], [PL_KEY, f'"{CVV}"']
 
 
 def exercise(gateway: Gateway, pan: str, declined_pan: str, settle: Callable[[], None], bad: Gateway) -> list[str]:
@@ -76,9 +78,9 @@ def scenario(request: pytest.FixtureRequest) -> Callable[[HttpPool], Scenario]:
                 bad = cardconnect(cc, pool, password="wrong-password")
                 errors = exercise(cc_gateway, APPROVE_CC, "4387751111111053", cc.settle_all, bad)
                 return (cc_gateway, *secrets_for(cc_gateway, APPROVE_CC), errors)
-        with PayloadFake(accounts={PL_KEY: "acct_tenant1"}) as pl:
+        with PayloadFake(accounts={PL_KEY: PL_PROCESSING}) as pl:
             pl_gateway = payload(pl, pool)
-            wrong_key = payload(pl, pool, api_key="test_secret_key_wrong", processing_id="acct_tenant1")
+            wrong_key = payload(pl, pool, api_key="test_secret_key_wrong", processing_id=PL_PROCESSING)
             errors = exercise(pl_gateway, APPROVE_PL, "4111111111119904", pl.settle_all, wrong_key)
             return (pl_gateway, *secrets_for(pl_gateway, APPROVE_PL), errors)
 
@@ -115,3 +117,27 @@ def test_logs_and_error_texts_hold_no_card_data_or_credentials(
 def test_scrub_is_a_static_method_on_each_gateway() -> None:
     assert CardConnectGateway.scrub('{"account": "4788250000121443"}') == '{"account": "[FILTERED]"}'
     assert PayloadGateway.scrub('{"card_code": "987"}') == '{"card_code": "[FILTERED]"}'
+
+
+@pytest.mark.parametrize(
+    ("line", "scrubbed"),
+    [
+        ('{"merchid": "496160873888"}', '{"merchid": "[FILTERED]"}'),
+        ("GET https://h/cardconnect/rest/inquire/123456789012/496160873888 HTTP/1.1",
+         "GET https://h/cardconnect/rest/inquire/123456789012/[FILTERED] HTTP/1.1"),
+        ("GET https://h/cardconnect/rest/inquireByOrderid/BVPab12/496160873888/1",
+         "GET https://h/cardconnect/rest/inquireByOrderid/BVPab12/[FILTERED]/1"),
+        ("GET https://h/cardconnect/rest/inquireMerchant/496160873888\n", "GET https://h/cardconnect/rest/inquireMerchant/[FILTERED]\n"),
+    ],
+)
+def test_cardconnect_scrub_removes_the_merchant_id_from_bodies_and_paths(line: str, scrubbed: str) -> None:
+    # merchantId is a credential field of the secret: the accounts CLI masks it and urllib3's
+    # request logging is off because these paths carry it. Transcripts treat it the same way.
+    assert CardConnectGateway.scrub(line) == scrubbed
+
+
+def test_payload_scrub_removes_the_processing_id_from_bodies_and_queries() -> None:
+    text = '{"processing_id": "acct_tenant1"}\nGET https://h/transactions?processing_id=acct_tenant1&limit=1'
+    assert PayloadGateway.scrub(text) == (
+        '{"processing_id": "[FILTERED]"}\nGET https://h/transactions?processing_id=[FILTERED]&limit=1'
+    )
