@@ -47,6 +47,13 @@ class InvalidRequest(ServiceError):
     status, code = 422, "validation_error"
 
 
+class NotATransactionId(ServiceError):
+    """A refund names an id that cannot be one of this gateway's transactions (its shape is wrong):
+    there is no such payment there, and the id never reaches the gateway's URL."""
+
+    status, code = 404, "transaction_not_found"
+
+
 class CredentialsNotAllowed(ServiceError):
     status, code = 400, "credentials_not_allowed"
 

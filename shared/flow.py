@@ -45,6 +45,7 @@ from shared.errors import (
     IdempotencyKeyReused,
     IncompleteRequest,
     InvalidRequest,
+    NotATransactionId,
     RequestInProgress,
     ServiceError,
     from_gateway_error,
@@ -278,10 +279,7 @@ class PaymentService:
         cls = self.factory.gateway_class(request.gatewayTypeId)
         if isinstance(request, RefundBody) and not cls.is_transaction_id(request.paymentTransactionId):
             # Refused before anything else: the id would go into the gateway's URL path.
-            raise InvalidRequest(
-                f"paymentTransactionId is not a {cls.name} transaction id",
-                errors=[{"field": "paymentTransactionId", "message": f"not a {cls.name} transaction id"}],
-            )
+            raise NotATransactionId(f"paymentTransactionId is not a {cls.name} transaction id")
         if request.credentials is not None and not self.settings.allow_request_credentials:
             raise CredentialsNotAllowed(
                 "credentials must not be sent in the request; they are read from Key Vault"

@@ -112,12 +112,13 @@ def test_egress_proxy_is_used_except_for_no_proxy_hosts(tmp_path: Path) -> None:
             assert pl_paid.json()["detail"]["paymentTransactionId"] == host.pl.live_charges()[0].id
 
 
-def test_refund_ids_that_are_not_the_gateways_shape_are_422_with_no_gateway_call(tmp_path: Path) -> None:
+def test_refund_ids_that_are_not_the_gateways_shape_are_404_with_no_gateway_call(tmp_path: Path) -> None:
     with hosted(tmp_path) as host:
         for account, payment_id in ((2101, ".."), (2101, "."), (2101, "txn_0001"), (3101, ".."), (3101, "1234")):
             answered = host.refund(account, payment_id)
-            assert answered.status_code == 422, answered.text
-            assert [e["field"] for e in answered.json()["detail"]["errors"]] == ["paymentTransactionId"]
+            assert answered.status_code == 404, answered.text
+            assert answered.json()["detail"]["statusCode"] == "transaction_not_found"
+            assert "paymentTransactionId" in answered.json()["detail"]["responseDetail"]
         assert host.cc.requests == [] and host.pl.requests == []
 
 
