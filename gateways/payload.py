@@ -253,9 +253,7 @@ class PayloadGateway(Gateway):
         """`payment` as a completed sale: a hold (`authorized`) is processed first."""
         if status_of(payment) == "authorized":
             try:
-                payment = self._commit(
-                    "PUT", f"transactions/{quote(str(payment.get('id')), safe='')}", {"status": "processed"}
-                )
+                payment = self._commit("PUT", ("transactions", id_from(payment)), {"status": "processed"})
             except (OutcomeUnknown, Declined):
                 raise
             except GatewayError as error:
