@@ -556,3 +556,35 @@ def test_an_sqlite_file_from_before_the_reconciler_kept_progress_is_upgraded(tmp
     moved = store.transition(old, state=State.NEEDS_ATTENTION, reconciliation={"attempts": 12})
     assert moved is not None
     assert store.get("payment:1:k") == moved
+
+
+@BOTH_STORES
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+def test_batch_closing_between_the_lookup_and_the_void_is_refunded_by_the_next_run(
+    gateways: Gateways, gateway: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = side(gateways, gateway)
+    meta, body = unknown_charge(s)
+    charge_id = s.charge_id(order_id(meta))
+    real_handle = s.fake.handle
+
+    def settle_after_inquiry(request: RecordedRequest) -> Reply:
+        reply = real_handle(request)
+        if request.method == "GET" and charge_id in request.path:
+            s.fake.settle_all()  # the batch closes (the cut-off passes) right after the gateway said "voidable"
+        return reply
+
+    monkeypatch.setattr(s.fake, "handle", settle_after_inquiry)
+    (first,) = reconcile()
+    assert first.decision is Decision.STILL_UNKNOWN
+    (refused,) = s.voids()
+    if isinstance(s.fake, CardConnectFake):
+        assert refused.status == 200 and first.reason is not None and "NotRefundable (27): Txn Batched" in first.reason
+    else:
+        assert refused.status == 400 and first.reason is not None and "already settled" in first.reason
+    assert pay(body, meta).detail["statusCode"] == "request_in_progress"  # the reversal is under way
+
+    monkeypatch.undo()
+    assert [o.decision for o in reconcile()] == [Decision.REFUNDED]
+    assert len(s.refunds()) == 1 and len(s.voids()) == 1
+    assert pay(body, meta).detail["statusCode"] == "refunded_by_reconciliation"
