@@ -145,8 +145,8 @@ class Settings:
     idempotency_lease_seconds: float = DEFAULT_LEASE_SECONDS
     idempotency_retention_hours: float = 48.0
     reconcile_after_seconds: float = 600.0
-    # Every 5 minutes past RECONCILE_AFTER_SECONDS: about an hour of gateway trouble before an
-    # operator is asked to settle the record by hand.
+    # An attempt each RECONCILE_AFTER_SECONDS (on the 5-minute timer): 2-3 hours of gateway trouble
+    # before an operator is asked to settle the record by hand.
     reconcile_max_attempts: int = 12
 
     @classmethod
