@@ -207,8 +207,8 @@ def _reconcile_one(service: PaymentService, record: Record) -> Outcome | None:
     except _Lost:
         logger.warning("reconciliation of %s stopped: another instance changed the record", record.scope)
         return None
-    except Exception as error:  # noqa: BLE001 - even the store failed; the record is retried after its lease
-        logger.error("reconciliation of %s could not record its outcome: %s", record.scope, _reason(error))
+    except Exception as error:  # noqa: BLE001 - the store failed: the record is due again (after its lease)
+        logger.error("reconciliation of %s failed in the store: %s", record.scope, _reason(error))
         return None
     _report(taken, outcome)
     return outcome

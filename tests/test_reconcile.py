@@ -340,7 +340,29 @@ def test_one_poisoned_record_never_stops_the_others_and_the_purge_runs(
     poisoned_meta, _ = unknown_charge(cc)
     healthy_cc_meta, _ = unknown_charge(cc)
     healthy_pl_meta, _ = unknown_charge(pl)
+    buggy_meta, _ = unknown_charge(pl)
+    store_fails_meta, _ = unknown_charge(cc)
     poisoned_charge = cc.charge_id(order_id(poisoned_meta))
+
+    # A bug (or anything unforeseen) raised while reversing one Payload charge.
+    buggy_charge = pl.charge_id(order_id(buggy_meta))
+    real_refund = PayloadGateway.process_refund
+
+    def buggy(gateway: PayloadGateway, request: RefundRequest) -> Any:
+        if request.payment_id == buggy_charge:
+            raise TypeError("unsupported operand type(s)")
+        return real_refund(gateway, request)
+
+    monkeypatch.setattr(PayloadGateway, "process_refund", buggy)
+    # The store fails for one record, at its very first write.
+    real_transition = store.transition
+
+    def flaky(current: Record, **changes: Any) -> Record | None:
+        if current.scope == scope_of(store_fails_meta, CC_ACCOUNT):
+            raise OSError("storage hiccup")
+        return real_transition(current, **changes)
+
+    monkeypatch.setattr(store, "transition", flaky)
 
     # CardConnect answers the inquiry of one charge with a record lacking its retref.
     real_handle = cc.fake.handle
@@ -360,16 +382,26 @@ def test_one_poisoned_record_never_stops_the_others_and_the_purge_runs(
     assert poisoned.decision is Decision.STILL_UNKNOWN
     # A malformed gateway answer is an unknown outcome of its own now, no longer a KeyError.
     assert poisoned.reason == "OutcomeUnknown (unreadable_response): CardConnect answered without a usable retref"
+    bug = outcomes[scope_of(buggy_meta, PL_ACCOUNT)]
+    assert bug.decision is Decision.STILL_UNKNOWN
+    assert bug.reason is not None and bug.reason.startswith("unexpected TypeError at test_reconcile.py:")
+    assert "unsupported operand" not in bug.reason  # an unforeseen exception's text is never logged
+    assert scope_of(store_fails_meta, CC_ACCOUNT) not in outcomes
+    failed_scope = scope_of(store_fails_meta, CC_ACCOUNT)
+    assert f"reconciliation of {failed_scope} failed in the store: unexpected OSError" in caplog.text
     assert outcomes[broken.scope].decision is Decision.NEEDS_ATTENTION
-    assert [t.orderid for t in cc.fake.live_charges()] == [order_id(poisoned_meta)]
-    assert pl.fake.live_charges() == []
+    assert sorted(t.orderid for t in cc.fake.live_charges()) == sorted(
+        order_id(meta) for meta in (poisoned_meta, store_fails_meta)
+    )
+    assert [t.order_number for t in pl.fake.live_charges()] == [order_id(buggy_meta)]
     assert store.get(old.scope) is None  # purged after all
-    kept = store.get(scope_of(poisoned_meta, CC_ACCOUNT))
-    assert kept is not None and kept.state is State.UNKNOWN and kept.reconciliation["attempts"] == 1
+    for meta, account in ((poisoned_meta, CC_ACCOUNT), (buggy_meta, PL_ACCOUNT)):
+        kept = store.get(scope_of(meta, account))
+        assert kept is not None and kept.state is State.UNKNOWN and kept.reconciliation["attempts"] == 1
 
     monkeypatch.undo()
-    assert [o.decision for o in reconcile()] == [Decision.VOIDED]  # the next run settles it
-    assert cc.fake.live_charges() == []
+    assert sorted(o.decision for o in reconcile()) == [Decision.VOIDED] * 3  # the next run settles them
+    assert cc.fake.live_charges() == [] and pl.fake.live_charges() == []
 
 
 @BOTH_STORES
