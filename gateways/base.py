@@ -9,12 +9,13 @@ what each of those means for the caller.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from gateways.http import HttpPool
@@ -249,8 +250,75 @@ class GatewayContext:
     http: HttpPool | None = None
 
 
+ECHO_REMOVED = "[removed]"
+
+
+@dataclass(frozen=True)
+class Echoes:
+    """The values one request sent a gateway that must never come back out of it: the card number,
+    the CVV, the expiry as written on the wire, every credential. A gateway (or a proxy) that
+    echoes them in a message or a code would put them into our response, the stored record and the
+    log; every gateway text that leaves a gateway operation goes through here first."""
+
+    values: frozenset[str]
+
+    def scrub(self, text: str) -> str:
+        text = redact_card_numbers(text)
+        for value in sorted(self.values, key=len, reverse=True):
+            # Whole values only: a CVV of 123 inside a retref or an amount is not an echo.
+            text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])", ECHO_REMOVED, text)
+        return text
+
+    def result(self, result: GatewayResult) -> GatewayResult:
+        return replace(result, code=self.scrub(result.code), message=self.scrub(result.message))
+
+    def error(self, error: GatewayError) -> GatewayError:
+        error.message = self.scrub(error.message)
+        error.code = self.scrub(error.code)
+        if error.transaction_id is not None:
+            error.transaction_id = self.scrub(error.transaction_id)
+        error.args = (error.message,)
+        return error
+
+
+def expiry_forms(card: Card) -> set[str]:
+    """The ways gateways write an expiry (CardConnect MMYY, Payload MM/YY, and the other usual ones)."""
+    month, year = f"{card.exp_month:02d}", card.exp_year
+    short = f"{year % 100:02d}"
+    return {month + short, f"{month}/{short}", f"{month}/{year}", f"{month}-{short}", f"{year}-{month}",
+            f"{month}{year}", f"{year}{month}"}
+
+
+def _scrubbing_echoes(operation: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(operation)
+    def scrubbed(self: Gateway, *args: Any, **kwargs: Any) -> Any:
+        sale = next((a for a in (*args, *kwargs.values()) if isinstance(a, SaleRequest)), None)
+        echoes = self.echoes(sale.card if sale is not None else None)
+        try:
+            outcome = operation(self, *args, **kwargs)
+        except GatewayError as error:
+            echoes.error(error)
+            raise
+        return echoes.result(outcome) if isinstance(outcome, GatewayResult) else outcome
+
+    return scrubbed
+
+
 class Gateway(ABC):
     """One gateway type. An instance serves exactly one merchant account's credentials."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = (
+        "process_payment", "process_refund", "find_payment", "find_refund", "cancel_payment", "verify_credentials"
+    )
+    """The operations callers use. Each gateway's own definitions of them are wrapped (below) so that
+    their results and errors never carry back what the request sent: one place for every gateway
+    and every caller (the flow, the reconciler, the accounts CLI)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in Gateway.OPERATIONS:
+            if name in vars(cls):
+                setattr(cls, name, _scrubbing_echoes(vars(cls)[name]))
 
     type_id: ClassVar[int]
     name: ClassVar[str]
@@ -312,6 +380,14 @@ class Gateway(ABC):
         """Check the merchant's credentials with a read-only call that charges nobody; raises
         CredentialsRejected when the gateway refuses them."""
         raise NotImplementedError(f"{self.name} cannot verify credentials")
+
+    def echoes(self, card: Card | None = None) -> Echoes:
+        """What this gateway sends for a request (with `card` for a sale): every credential value,
+        and the card's number, CVV and expiry. Values under 3 characters would match anywhere."""
+        values = {str(value) for value in self.credentials.values()}
+        if card is not None:
+            values |= {card.number, card.cvv, *expiry_forms(card)}
+        return Echoes(frozenset(value for value in values if len(value) >= 3))
 
     @staticmethod
     def scrub(transcript: str) -> str:

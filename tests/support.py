@@ -24,14 +24,25 @@ CURRENT_GUARD: Any = None
 
 def watch_sent(body: Any) -> None:
     """Register the CVV, expiry and credential values a test sends, so the leak guard fails the test
-    if any of them reaches a log."""
+    if any of them reaches a log or a response. The expiry is watched also as gateways write it on
+    the wire (MM/YY for Payload), since a gateway may echo it in that form."""
     if CURRENT_GUARD is None or not isinstance(body, dict):
         return
     values = [body.get("cvv2"), body.get("expDate")]
+    expiry = body.get("expDate")
+    if isinstance(expiry, str) and len(expiry) == 4 and expiry.isdigit():
+        values += [f"{expiry[:2]}/{expiry[2:]}", f"{expiry[:2]}/20{expiry[2:]}"]
     credentials = body.get("credentials")
     if isinstance(credentials, dict):
         values.extend(str(v) for v in credentials.values())
     CURRENT_GUARD.watch(*(str(v) for v in values if isinstance(v, str | int)))
+
+
+def check_no_leaks(text: str) -> None:
+    """Fail unless `text` (a response) is free of card numbers and of every value the test watches:
+    what reaches a log must not reach a response or a stored record either."""
+    leaks = CURRENT_GUARD.leaks(text) if CURRENT_GUARD is not None else []
+    assert not leaks, f"a response leaked card data or secrets: {leaks[:5]}"
 
 
 PAYMENT_URL = "http://localhost/paymentGateway/processPayment"
@@ -142,6 +153,7 @@ class Called:
 def call(main: Callable[[func.HttpRequest], func.HttpResponse], request: func.HttpRequest) -> Called:
     response = main(request)
     text = response.get_body().decode()
+    check_no_leaks(text)
     return Called(response.status_code, json.loads(text), dict(response.headers), text)
 
 

@@ -14,7 +14,7 @@ import requests
 
 from tests.devhost_process import devhost
 from tests.fakes import CardConnectFake, ForwardingProxy, PayloadFake
-from tests.support import new_meta, payment_body, refund_body, watch_sent
+from tests.support import check_no_leaks, new_meta, payment_body, refund_body, watch_sent
 
 CC_MERCHANTS = {"496160873801": ("user-a", "password-a-1"), "496160873802": ("user-b", "password-b-2")}
 PL_ACCOUNTS = {"test_secret_key_hostA": "acct_hostA", "test_secret_key_hostB": "acct_hostB"}
@@ -34,15 +34,19 @@ class Host:
             "gatewayTypeId": 1, "gatewayTypeName": "Payload"}
         body = payment_body(**{**gateway, "merchantAccountId": account, "account": "4788250000121443", **changes})
         watch_sent(body)
-        return requests.post(f"{self.base}/paymentGateway/processPayment",
-                             headers={"BVMeta": json.dumps(new_meta())}, json=body, timeout=15)
+        answer = requests.post(f"{self.base}/paymentGateway/processPayment",
+                               headers={"BVMeta": json.dumps(new_meta())}, json=body, timeout=15)
+        check_no_leaks(answer.text)
+        return answer
 
     def refund(self, account: int, payment_id: str, **changes: Any) -> requests.Response:
         gateway = {"gatewayTypeId": 2, "gatewayTypeName": "CardConnect"} if account in CC_IDS else {
             "gatewayTypeId": 1, "gatewayTypeName": "Payload"}
         body = refund_body(payment_id, **{**gateway, "merchantAccountId": account, **changes})
-        return requests.patch(f"{self.base}/paymentGateway/processRefund",
-                              headers={"BVMeta": json.dumps(new_meta())}, json=body, timeout=15)
+        answer = requests.patch(f"{self.base}/paymentGateway/processRefund",
+                                headers={"BVMeta": json.dumps(new_meta())}, json=body, timeout=15)
+        check_no_leaks(answer.text)
+        return answer
 
 
 @contextmanager
@@ -168,3 +172,16 @@ def test_refunding_another_merchants_payment_is_404_on_both_gateways(tmp_path: P
             assert answered.json()["detail"]["statusCode"] in ("29", "transaction_not_found")
         assert [r.status for r in host.pl.requests] == [200, 403]
         assert len(host.cc.live_charges()) == 1 and len(host.pl.live_charges()) == 1
+
+
+def test_gateway_echoes_of_card_data_and_credentials_reach_no_response_or_log(tmp_path: Path) -> None:
+    with hosted(tmp_path) as host:
+        host.cc.set_fault("echo", count=None)
+        host.pl.set_fault("echo", count=None)
+        for account in (2101, 3101):
+            declined = host.pay(account)  # check_no_leaks: nothing watched is in the answer
+            assert declined.status_code == 400, declined.text
+            assert declined.json()["detail"]["statusCode"] == "[removed]"
+        log = host.log_path.read_text()
+    assert "paymentgateway.audit" in log
+    check_no_leaks(log)

@@ -593,3 +593,47 @@ def test_payload_403_on_another_accounts_transaction_is_not_found_without_a_cred
     assert vault.reads(f"merchant-account-{PL_ACCOUNT}") == 1  # no refresh: the key is fine
     assert [r.status for r in gateways.pl.requests[1:]] == [403]
     assert [t.status for t in gateways.pl.live_charges()] == ["processed"]
+
+
+ECHOED = {
+    "cardconnect": [CC_USER, CC_PASSWORD, CC_MID, "987", "1239"],
+    "payload": [PL_KEY, PL_PROCESSING, "987", "12/39"],
+}
+
+
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+def test_a_gateway_echoing_what_it_was_sent_reaches_no_response_record_or_log(
+    gateways: Gateways, gateway: str, leak_guard: LeakGuard
+) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    fake.set_fault("echo", count=None)
+    leak_guard.watch(*ECHOED[gateway], "12/39")  # the autouse guard checks every log line at teardown
+    body = cc_payment() if gateway == "cardconnect" else pl_payment()
+    meta = new_meta()
+
+    declined = pay(body, meta)
+    replayed = pay(body, meta)  # the stored record
+    assert declined.status == 400 and replayed.headers.get("Idempotent-Replayed") == "true", declined.body
+    sent = fake.requests[0].raw_body
+    assert all(value in sent or value in (CC_USER, CC_PASSWORD, PL_KEY) for value in ECHOED[gateway])
+    for answer in (declined, replayed):
+        assert leak_guard.leaks(answer.text) == [], answer.text
+        assert answer.detail["statusCode"] == "[removed]"  # the CVV, echoed as the decline code
+        assert answer.detail["responseMessage"].count("removed]") >= 5  # card, CVV, expiry, credentials
+
+
+@pytest.mark.parametrize("gateway", ["cardconnect", "payload"])
+def test_a_gateway_echoing_a_refunds_credentials_is_scrubbed(
+    gateways: Gateways, gateway: str, leak_guard: LeakGuard
+) -> None:
+    fake = gateways.cc if gateway == "cardconnect" else gateways.pl
+    paid = pay(cc_payment(amount=50) if gateway == "cardconnect" else pl_payment(amount=50))
+    fake.settle_all()
+    fake.set_fault("echo", match="PUT /cardconnect/rest/refund" if gateway == "cardconnect" else "POST /transactions")
+    credentials = ECHOED[gateway][:3] if gateway == "cardconnect" else ECHOED[gateway][:2]
+    leak_guard.watch(*credentials)
+
+    refused = refund((cc_refund if gateway == "cardconnect" else pl_refund)(paid.detail["paymentTransactionId"]))
+    assert refused.status in (400, 409), refused.body
+    assert leak_guard.leaks(refused.text) == [], refused.text
+    assert "[removed]" in refused.detail["responseMessage"]

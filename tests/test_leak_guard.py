@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
+from tests import support
 from tests.conftest import LeakGuard, _Capture
 
 
@@ -32,3 +35,13 @@ def test_leaves_non_cards_alone() -> None:
     )
     guard.watch("8642")
     assert guard.leaks() == []
+
+
+def test_the_expiry_is_watched_also_as_gateways_write_it_and_responses_are_checked(
+    leak_guard: LeakGuard,
+) -> None:
+    support.watch_sent({"cvv2": "8642", "expDate": "0931"})
+    support.check_no_leaks('{"responseMessage": "declined [removed]"}')
+    for echoed in ("exp 09/31", "exp 0931", "cvv 8642", "card 4242424242424242"):
+        with pytest.raises(AssertionError, match="a response leaked"):
+            support.check_no_leaks(f'{{"responseMessage": "{echoed}"}}')

@@ -27,7 +27,9 @@ answer got mangled."""
 STATUS_FAULTS = frozenset({"http400", "http405", "http406", "http407", "http410", "http415"})
 """Not carried out: the status with the gateway's error body (`error_reply`), as a gateway, its load
 balancer or an egress proxy (407) would answer."""
-COMMON_FAULTS = frozenset({"slow", "drop", "http500"}) | MALFORMED_FAULTS | STATUS_FAULTS
+COMMON_FAULTS = frozenset({"slow", "drop", "http500", "echo"}) | MALFORMED_FAULTS | STATUS_FAULTS
+""""echo": not carried out; a refusal whose texts and codes repeat what the request sent (card
+number, CVV, expiry, credentials), as a careless gateway or a debugging proxy might (`echo_reply`)."""
 
 
 @dataclass
@@ -107,6 +109,9 @@ class FakeServer:
 
     def server_error(self) -> Reply:
         return Reply(500, {"error": "Internal Server Error"})
+
+    def echo_reply(self, request: RecordedRequest) -> Reply:
+        return Reply(400, {"error": " ".join(sent_values(request))})
 
     def error_reply(self, status: int) -> Reply:
         return Reply(status, {"status": status, "error": HTTPStatus(status).phrase})
@@ -223,6 +228,8 @@ class FakeServer:
         if special is not None:
             return special
         reply = self.handle(request) if fault.carry_out else None
+        if fault.mode == "echo":
+            return self.echo_reply(request)
         if fault.mode in STATUS_FAULTS:
             return self.error_reply(int(fault.mode.removeprefix("http")))
         if fault.mode in MALFORMED_FAULTS:
@@ -299,6 +306,23 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True  # the client gave up (slow mode)
 
     return Handler
+
+
+def sent_values(request: RecordedRequest) -> list[str]:
+    """Every string and number the request carried: its credentials, path segments, query and body
+    values (nested ones included), for a fake that echoes them back."""
+    values = [*(request.basic_auth or ()), *([request.bearer] if request.bearer else [])]
+    values += [part for part in request.path.split("/") if part] + list(request.query.values())
+    pending: list[Any] = [request.body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str | int | Decimal) and not isinstance(item, bool):
+            values.append(str(item))
+    return [value for value in values if value]
 
 
 def _json_default(value: object) -> object:

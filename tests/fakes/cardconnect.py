@@ -41,7 +41,8 @@ for a US address (country US or absent) 5 or 9 digits. An auth breaking one is r
 
 Faults: "slow" (carry out, answer after `seconds`), "drop" (carry out, close without answering),
 "missing_id", "nan_amount", "listing" (carry out, then answer without `retref`, with amount "NaN", or
-as a JSON array),
+as a JSON array), "echo" (not carried out: C with every value the request sent in `resptext` and the
+CVV as `respcode`),
 "http500" (not carried out unless carry_out=True), "respstat_b" (HTTP 200 B/62 "Timed out"; with
 carry_out=True the transaction is carried out and approved, only the answer says B).
 """
@@ -56,7 +57,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gateways.base import luhn_valid
-from tests.fakes._server import COMMON_FAULTS, FakeServer, Fault, RecordedRequest, Reply
+from tests.fakes._server import COMMON_FAULTS, FakeServer, Fault, RecordedRequest, Reply, sent_values
 
 CENT = Decimal("0.01")
 DECLINE_CARDS = {
@@ -190,6 +191,12 @@ class CardConnectFake(FakeServer):
             if endpoint == "inquireByOrderid":
                 return self._inquire_by_order_id(args[0], merchid, everywhere=len(args) < 3)
             return self._answer({"merchid": merchid, "enabled": True, "site": "fake", "currency": self.currency})
+
+    def echo_reply(self, request: RecordedRequest) -> Reply:
+        body = request.body if isinstance(request.body, dict) else {}
+        text = "Do not honor: " + " ".join(sent_values(request))
+        refusal = refused(text, str(body.get("cvv2") or "05")) | {"retref": self._next_retref()}
+        return self._answer(refusal | {"merchid": str(body.get("merchid") or "")})
 
     def error_reply(self, status: int) -> Reply:
         if status == 400:  # a request error in the OpenAPI's shape (gateway reference §1.13)

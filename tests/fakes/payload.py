@@ -39,7 +39,8 @@ support article does ("Processed"), to prove clients compare case-insensitively.
 documents no partial approval, this only proves the service never reports another amount as paid.
 
 Faults: "slow", "drop", "http500", "missing_id", "nan_amount" (a JSON NaN), "listing" as in
-FakeServer.set_fault.
+FakeServer.set_fault; "echo": a TransactionDeclined whose texts repeat every value the request sent
+and whose status_code is the CVV.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
 from typing import Any
 
-from tests.fakes._server import FakeServer, RecordedRequest, Reply
+from tests.fakes._server import FakeServer, RecordedRequest, Reply, sent_values
 
 CENT = Decimal("0.01")
 DECLINE_CARDS = {
@@ -156,6 +157,20 @@ class PayloadFake(FakeServer):
 
     def server_error(self) -> Reply:
         return error(500, "InternalServerError", "internal error")
+
+    def echo_reply(self, request: RecordedRequest) -> Reply:
+        body = request.body if isinstance(request.body, dict) else {}
+        method = body.get("payment_method")
+        card = method.get("card") if isinstance(method, dict) else None
+        echoed = {
+            "object": "transaction",
+            "id": self._next_id(),
+            "type": str(body.get("type") or "payment"),
+            "status": "declined",
+            "status_code": str(card.get("card_code")) if isinstance(card, dict) else "general_decline",
+            "status_message": "declined: " + " ".join(sent_values(request)),
+        }
+        return error(400, "TransactionDeclined", "declined: " + " ".join(sent_values(request)), echoed)
 
     def error_reply(self, status: int) -> Reply:
         if status == 400:
