@@ -11,6 +11,7 @@ classified by whether the request can have reached the gateway (`GatewayUnreacha
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 POOL_MAXSIZE = 32
 """Connections kept per base URL: one per worker thread, so 32 concurrent payments never queue."""
+MIN_SEND_SECONDS = 1.0
+"""Below this much time left in a request's budget nothing more is sent: no gateway answers sooner."""
 MAX_ROUTES = 16
 """Base URLs kept at once; a deployment talks to two or three, so this bound is never reached in
 practice and only guards against a misconfiguration that mints a new URL per request."""
@@ -107,6 +110,23 @@ class HttpPool:
         self._max_routes = max_routes
         self._routes: OrderedDict[str, _Route] = OrderedDict()
         self._lock = threading.Lock()
+        self._deadline: float | None = None
+
+    def until(self, deadline: float) -> HttpPool:
+        """This pool for one request that must be done by `deadline` (`time.monotonic()`): each
+        send's timeouts are cut to the time left, and nothing is sent once too little is left.
+        The view shares the pool's routes and connections."""
+        view = copy.copy(self)
+        view._deadline = deadline
+        return view
+
+    def _timeouts_left(self, method: str, host: str) -> tuple[float, float]:
+        if self._deadline is None:
+            return self.timeouts.connect, self.timeouts.read
+        left = self._deadline - time.monotonic()
+        if left < MIN_SEND_SECONDS:
+            raise GatewayUnreachable(f"{method} to {host} not sent: the request's time budget is spent", code="budget")
+        return min(self.timeouts.connect, left), min(self.timeouts.read, left)
 
     def send(
         self,
@@ -127,12 +147,13 @@ class HttpPool:
         route = self._route_for(url)
         prepared = requests.Request(method, url, headers=HEADERS, auth=auth, json=json, params=params).prepare()
         host = urlsplit(url).netloc
+        timeout = self._timeouts_left(method, host)
         started = time.monotonic()
         try:
             # The adapter never follows redirects and keeps no cookies; the answer's cookies, if
             # any, die with the response object.
             response = route.adapter.send(
-                prepared, timeout=(self.timeouts.connect, self.timeouts.read), proxies=route.proxies
+                prepared, timeout=timeout, proxies=route.proxies
             )
             # JSON is UTF-8 (RFC 8259); response.text would guess the charset with a detector.
             text = response.content.decode("utf-8", errors="replace")

@@ -26,6 +26,17 @@ from gateways.base import (
 
 RETRY_AFTER_SECONDS = "5"
 
+OUTCOME_UNKNOWN_DETAIL = (
+    "The gateway may have carried out this request but its answer was lost, so the outcome is not "
+    "known. Retry with the same transactionId (or Idempotency-Key) to learn it; do not start a new "
+    "payment, which could charge the card twice."
+)
+
+INTERNAL_ERROR_DETAIL = (
+    "The payment service failed unexpectedly. Retry with the same transactionId (or Idempotency-Key): "
+    "the retry answers with this request's outcome and never charges twice."
+)
+
 
 class ServiceError(Exception):
     """A request this service refuses or cannot serve; the message is safe to show and log."""
@@ -110,6 +121,12 @@ def where(error: BaseException) -> str:
     return " <- ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" for frame in reversed(frames))
 
 
+class StorageUnavailable(ServiceError):
+    """The idempotency store refused or did not answer in time before any gateway call."""
+
+    status, code = 503, "storage_unavailable"
+
+
 @dataclass(frozen=True)
 class Failure:
     status: int
@@ -126,6 +143,28 @@ class Failure:
 def from_service_error(error: ServiceError) -> Failure:
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if error.status in (409, 503) else {}
     return Failure(error.status, error.code, error.detail, error.detail, errors=error.errors, headers=headers)
+
+
+def from_store_fault(*, gateway_called: bool) -> Failure:
+    """The idempotency store (or anything else of ours) failed. Before any gateway call nothing
+    was sent: 503, retry. After one, the gateway may have acted and the outcome could not be
+    recorded: never "nothing charged", always outcome unknown, which the retry (or the
+    reconciler) settles."""
+    if not gateway_called:
+        return from_service_error(
+            StorageUnavailable(
+                "The payment service's storage is unavailable; nothing was sent to the gateway. "
+                "Retry shortly with the same transactionId."
+            )
+        )
+    lost = OutcomeUnknown("the gateway was called but this service lost track of the outcome", code="unrecorded")
+    return from_gateway_error(lost, OUTCOME_UNKNOWN_DETAIL)
+
+
+def internal_failure() -> Failure:
+    """A fault of this service (a bug, settings it cannot load). The flow answers faults after a
+    gateway call as outcome unknown, so this one says nothing about what was charged."""
+    return Failure(500, "internal_error", "internal error", INTERNAL_ERROR_DETAIL)
 
 
 def _gateway_status(error: GatewayError) -> tuple[int, str, dict[str, str]]:

@@ -87,7 +87,9 @@ class GatewayFactory:
         *,
         request_credentials: Mapping[str, Any] | None = None,
         refresh: bool = False,
+        deadline: float | None = None,
     ) -> tuple[Gateway, MerchantAccount]:
+        """A gateway for the account; with `deadline` (`time.monotonic()`), its calls stop by then."""
         if request_credentials is not None:
             # Migration period only (ALLOW_REQUEST_CREDENTIALS): V1 sent the secrets in the body.
             try:
@@ -104,5 +106,6 @@ class GatewayFactory:
                 f"(gatewayTypeId {cls.type_id} requested)"
             )
         values = normalise_credentials(cls.credential_fields, account.credentials, merchant_account_id)
-        context = GatewayContext(merchant_account_id, cls.base_url(self._settings), self._http)
+        http = self._http if deadline is None else self._http.until(deadline)
+        context = GatewayContext(merchant_account_id, cls.base_url(self._settings), http)
         return cls(values, context), account

@@ -6,6 +6,7 @@ raises for anything a caller can send. Every call ends in exactly one audit line
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import hashlib
@@ -40,6 +41,7 @@ from shared.approval import approved_in_full
 from shared.contract import BVMeta, Detail, Envelope, PaymentBody, RefundBody
 from shared.credentials import MerchantAccount
 from shared.errors import (
+    OUTCOME_UNKNOWN_DETAIL,
     CredentialsNotAllowed,
     Failure,
     IdempotencyKeyReused,
@@ -50,9 +52,12 @@ from shared.errors import (
     ServiceError,
     from_gateway_error,
     from_service_error,
+    from_store_fault,
+    internal_failure,
+    where,
 )
 from shared.factory import GatewayFactory, require_currency
-from shared.idempotency import IdempotencyStore, Record, State
+from shared.idempotency import STORE_CALL_SECONDS, IdempotencyStore, Record, State, StoreUnavailable
 from shared.settings import Settings
 
 logger = logging.getLogger("paymentgateway.flow")
@@ -61,11 +66,9 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 ORDER_ID_LETTERS = 28
 CENT = Decimal("0.01")
 
-OUTCOME_UNKNOWN_DETAIL = (
-    "The gateway may have carried out this request but its answer was lost, so the outcome is not "
-    "known. Retry with the same transactionId (or Idempotency-Key) to learn it; do not start a new "
-    "payment, which could charge the card twice."
-)
+REQUEST_BUDGET_SECONDS = 200.0
+"""Every call is answered within this, under the platform's 230 s HTTP limit: gateway calls stop
+`STORE_CALL_SECONDS` before it, leaving time for the one store write that records their outcome."""
 
 SUCCESS_DETAIL = {
     "sale": "Payment approved",
@@ -249,14 +252,17 @@ class PaymentService:
         idempotency: IdempotencyStore,
         fingerprint_key: Callable[[], bytes],
         clock: Callable[[], float] = time.time,
+        budget_seconds: float = REQUEST_BUDGET_SECONDS,
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.idempotency = idempotency
         self._fingerprint_key = fingerprint_key
         self._clock = clock
+        self._budget_seconds = budget_seconds
 
     def handle(self, operation: Operation, headers: Mapping[str, str], body: bytes | None) -> Reply:
+        deadline = time.monotonic() + self._budget_seconds
         raw_meta = header(headers, "BVMeta")
         meta: BVMeta | None = None
         request: PaymentBody | RefundBody | None = None
@@ -265,16 +271,26 @@ class PaymentService:
             model = PaymentBody if operation is Operation.PAYMENT else RefundBody
             request = parse_body(model, body, {"max_amount": self.settings.max_amount})
             assert request is not None
-            answer = self._execute(operation, meta, request, headers)
+            answer = self._execute(operation, meta, request, headers, deadline)
         except ServiceError as error:
-            merchant = request.merchantAccountId if request is not None else None
-            answer = Answer.failure(from_service_error(error), merchant)
+            answer = Answer.failure(from_service_error(error), _merchant(request))
+        except StoreUnavailable as error:
+            # `_run` answers every fault after a gateway call itself: this one came before any.
+            logger.error("the idempotency store failed before any gateway call: %s", error)
+            answer = Answer.failure(from_store_fault(gateway_called=False), _merchant(request))
+        except Exception as error:  # noqa: BLE001 - every call is answered and audited, whatever failed
+            log_unexpected(error, operation)
+            answer = Answer.failure(internal_failure(), _merchant(request))
         self._audit(meta, request, answer)
-        echo = {"BVMeta": raw_meta} if raw_meta else {}
-        return Reply(answer.status, answer.body, {**answer.headers, **echo})
+        return _reply(answer, raw_meta)
 
     def _execute(
-        self, operation: Operation, meta: BVMeta, request: PaymentBody | RefundBody, headers: Mapping[str, str]
+        self,
+        operation: Operation,
+        meta: BVMeta,
+        request: PaymentBody | RefundBody,
+        headers: Mapping[str, str],
+        deadline: float,
     ) -> Answer:
         cls = self.factory.gateway_class(request.gatewayTypeId)
         if isinstance(request, RefundBody) and not cls.is_transaction_id(request.paymentTransactionId):
@@ -318,7 +334,7 @@ class PaymentService:
                 raise RequestInProgress("an identical request is being processed; retry shortly")
             # Unknown, or left in progress by an instance that died: find out before acting again.
             record, reconcile = taken, True
-        return self._run(operation, cls, request, record, order_id, reconcile)
+        return self._run(operation, cls, request, record, order_id, reconcile, deadline)
 
     def _run(
         self,
@@ -328,32 +344,35 @@ class PaymentService:
         record: Record,
         order_id: str,
         reconcile: bool,
+        deadline: float,
     ) -> Answer:
         merchant = request.merchantAccountId
         request_credentials = request.credentials if self.settings.allow_request_credentials else None
+        # The gateway's calls end in time for the store write that records their outcome.
+        gateway_deadline = deadline - STORE_CALL_SECONDS
         try:
-            gateway, account = self.factory.create(cls, merchant, request_credentials=request_credentials)
+            gateway, account = self.factory.create(
+                cls, merchant, request_credentials=request_credentials, deadline=gateway_deadline
+            )
             require_currency(account, request.currency)
-        except ServiceError:
+        except Exception:
+            # Nothing was sent: the key is given back before the fault is answered.
             self._give_back(record, reconcile)
             raise
         try:
-            result = self._call_gateway(operation, cls, request, gateway, account, order_id, reconcile)
+            result = self._call_gateway(
+                operation, cls, request, gateway, account, order_id, reconcile, gateway_deadline
+            )
         except GatewayError as error:
             answer = Answer.failure(from_gateway_error(error, _failure_detail(error)), merchant)
-            self._settle(record, error, answer, reconcile)
-            return answer
-        except ServiceError:
+            return self._conclude(record, answer, _state_after(error), reconcile)
+        except ServiceError as error:
             # Only the credential refresh raises these, after the gateway refused the old ones.
-            self._give_back(record, reconcile)
-            raise
-        except Exception:
-            # A fault after the request may have reached the gateway: unknown, never "failed".
-            self.idempotency.transition(record, state=State.UNKNOWN, status=502)
-            raise
-        answer = Answer.success(result, merchant)
-        self._finish(record, State.COMPLETED, answer)
-        return answer
+            return self._conclude(record, Answer.failure(from_service_error(error), merchant), None, reconcile)
+        except Exception as error:  # noqa: BLE001 - after a gateway call a fault is an unknown outcome
+            log_unexpected(error, operation)
+            return self._conclude(record, _unknown(merchant), State.UNKNOWN, reconcile)
+        return self._conclude(record, Answer.success(result, merchant), State.COMPLETED, reconcile)
 
     def _call_gateway(
         self,
@@ -364,6 +383,7 @@ class PaymentService:
         account: MerchantAccount,
         order_id: str,
         reconcile: bool,
+        deadline: float,
     ) -> GatewayResult:
         def act(target: Gateway) -> GatewayResult:
             if isinstance(request, PaymentBody):
@@ -396,21 +416,29 @@ class PaymentService:
             if request.credentials is not None:
                 raise
             # Security may have rotated the secret: read it afresh and try once more if it changed.
-            fresh_gateway, fresh = self.factory.create(cls, request.merchantAccountId, refresh=True)
+            fresh_gateway, fresh = self.factory.create(cls, request.merchantAccountId, refresh=True, deadline=deadline)
             if fresh.credentials == account.credentials and fresh.version == account.version:
                 raise
             return act(fresh_gateway)
 
-    def _settle(self, record: Record, error: GatewayError, answer: Answer, reconcile: bool) -> None:
-        if isinstance(error, OutcomeUnknown):
-            self._finish(record, State.UNKNOWN, answer)
-        elif isinstance(error, Declined | RequestRejected):
-            # Final answers about this exact request: a retry must see the same decline.
-            self._finish(record, State.COMPLETED, answer)
-        else:
-            # Nothing happened at the gateway and a later retry may succeed (rotated credentials,
-            # a settled payment, a reachable gateway).
-            self._give_back(record, reconcile)
+    def _conclude(self, record: Record, answer: Answer, state: State | None, reconcile: bool) -> Answer:
+        """Record the answer, then give it; `state` None gives the key back. An answer that cannot
+        be recorded is not given: a replay must say what the caller was told, so the caller is
+        told the outcome is unknown and the record stays unsettled for the retry to find out."""
+        try:
+            if state is None:
+                self._give_back(record, reconcile)
+                return answer
+            if self.idempotency.transition(record, state=state, status=answer.status, body=answer.body) is not None:
+                return answer
+            logger.warning("idempotency record %s changed under this request", record.scope)
+        except StoreUnavailable as error:
+            logger.error("the outcome for %s could not be recorded: %s", record.scope, error)
+        except Exception as error:  # noqa: BLE001 - a gateway was called: unknown, never a 500
+            log_unexpected(error, None)
+        if answer.detail.statusCode == "outcome_unknown":
+            return answer
+        return _unknown(answer.detail.merchantAccountId)
 
     def _give_back(self, record: Record, reconcile: bool) -> None:
         """This attempt did nothing at the gateway. A fresh key is forgotten so a retry starts over;
@@ -420,10 +448,6 @@ class PaymentService:
             self.idempotency.transition(record, state=State.UNKNOWN)
         else:
             self.idempotency.release(record)
-
-    def _finish(self, record: Record, state: State, answer: Answer) -> None:
-        if self.idempotency.transition(record, state=state, status=answer.status, body=answer.body) is None:
-            logger.warning("idempotency record %s changed under this request", record.scope)
 
     def _fingerprint(self, operation: Operation, request: PaymentBody | RefundBody) -> str:
         return hmac.new(self._fingerprint_key(), request_identity(operation, request), hashlib.sha256).hexdigest()
@@ -450,6 +474,51 @@ class PaymentService:
         if meta is not None:
             ids = {"transactionId": meta.transactionId, "universityId": meta.universityId, "userId": meta.userId}
         audit.write(meta=ids, success=detail.success, data=data)
+
+
+def _merchant(request: PaymentBody | RefundBody | None) -> int | None:
+    return request.merchantAccountId if request is not None else None
+
+
+def _reply(answer: Answer, raw_meta: str | None) -> Reply:
+    echo = {"BVMeta": raw_meta} if raw_meta else {}
+    return Reply(answer.status, answer.body, {**answer.headers, **echo})
+
+
+def _state_after(error: GatewayError) -> State | None:
+    """What a gateway failure leaves the key as; None gives it back."""
+    if isinstance(error, OutcomeUnknown):
+        return State.UNKNOWN
+    if isinstance(error, Declined | RequestRejected):
+        # Final answers about this exact request: a retry must see the same decline.
+        return State.COMPLETED
+    # Nothing happened at the gateway and a later retry may succeed (rotated credentials, a
+    # settled payment, a reachable gateway).
+    return None
+
+
+def _unknown(merchant: int | None) -> Answer:
+    return Answer.failure(from_store_fault(gateway_called=True), merchant)
+
+
+def log_unexpected(error: BaseException, operation: Operation | None) -> None:
+    """Names the exception's type and where it was raised, never its message or locals, which
+    could hold request data."""
+    what = operation.value if operation is not None else "a call"
+    logger.error("unexpected %s in %s at %s", type(error).__name__, what, where(error))
+
+
+def unserved(headers: Mapping[str, str]) -> Reply:
+    """The answer when no service could take the call (its settings do not load): a 500 with the
+    envelope, audited like every other call."""
+    raw_meta = header(headers, "BVMeta")
+    ids = None
+    with contextlib.suppress(ServiceError):
+        meta = parse_meta(raw_meta)
+        ids = {"transactionId": meta.transactionId, "universityId": meta.universityId, "userId": meta.userId}
+    answer = Answer.failure(internal_failure(), None)
+    audit.write(meta=ids, success=False, data={"status": answer.status})
+    return _reply(answer, raw_meta)
 
 
 def _replay(record: Record) -> Answer:

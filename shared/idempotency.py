@@ -11,10 +11,15 @@ or credentials.
 
 Two stores: Azure Table storage (shared across instances; the app's own storage account) and an
 SQLite file for local runs. Nothing in memory pretends to be shared.
+
+Every store call is bounded (timeouts, a bounded retry) to at most `STORE_CALL_SECONDS`, and any
+failure to reach or use the store raises `StoreUnavailable`, whatever the store; the flow decides
+what the caller is told (before a gateway call: 503, nothing sent; after one: outcome unknown).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import sqlite3
@@ -24,6 +29,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
+
+STORE_CALL_SECONDS = 25.0
+"""The longest one call to either store may take before it raises `StoreUnavailable`: Table
+storage makes at most 3 attempts of 2 s connect + 5 s read with 1 s of back-off (22 s); SQLite
+waits 5 s for this process's writers and 5 s for another process's lock (10 s)."""
+
+SQLITE_BUSY_SECONDS = 5.0
+
+
+class StoreUnavailable(Exception):
+    """The store refused, failed or did not answer in time. Whether a write took effect is not
+    known. The message names the store and the error type, never a record's content."""
 
 
 class State(enum.StrEnum):
@@ -100,15 +117,16 @@ class SqliteIdempotencyStore:
     (INSERT OR IGNORE, UPDATE ... WHERE version = ?), atomic across threads and processes on one
     machine."""
 
-    def __init__(self, path: Path, clock: Any = time.time) -> None:
+    def __init__(self, path: Path, clock: Any = time.time, busy_seconds: float = SQLITE_BUSY_SECONDS) -> None:
         self._path = path
         self._clock = clock
+        self._busy_seconds = busy_seconds
         self._local = threading.local()
         # Threads of this process queue here instead of in SQLite's busy handler, which sleeps in
         # steps of milliseconds when the database is locked.
         self._write_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        setup = sqlite3.connect(path, timeout=30, isolation_level=None)
+        setup = sqlite3.connect(path, timeout=busy_seconds, isolation_level=None)
         try:
             setup.execute("PRAGMA journal_mode=WAL")
             setup.execute(
@@ -128,7 +146,7 @@ class SqliteIdempotencyStore:
         statement, so no explicit transaction is needed."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self._path, timeout=self._busy_seconds, isolation_level=None)
             # WAL with synchronous=NORMAL survives a crash of the process (not of the machine)
             # without an fsync per commit; this store is for local runs, Azure uses Table storage.
             db.execute("PRAGMA synchronous=NORMAL")
@@ -136,8 +154,17 @@ class SqliteIdempotencyStore:
         return db
 
     def _write(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
-        with self._write_lock:
-            return self._db().execute(sql, parameters)
+        if not self._write_lock.acquire(timeout=self._busy_seconds):
+            raise StoreUnavailable("SQLite: this process's writers queued too long")
+        try:
+            with _sqlite_faults():
+                return self._db().execute(sql, parameters)
+        finally:
+            self._write_lock.release()
+
+    def _read(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        with _sqlite_faults():
+            return self._db().execute(sql, parameters).fetchall()
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> Record:
@@ -186,15 +213,23 @@ class SqliteIdempotencyStore:
         )
 
     def get(self, scope: str) -> Record | None:
-        row = self._db().execute(_SELECT + " WHERE scope = ?", (scope,)).fetchone()
-        return None if row is None else self._row(row)
+        rows = self._read(_SELECT + " WHERE scope = ?", (scope,))
+        return self._row(rows[0]) if rows else None
 
     def in_state(self, state: State, updated_before: float) -> Iterator[Record]:
-        rows = self._db().execute(
-            _SELECT + " WHERE state = ? AND updated_at < ?", (state.value, updated_before)
-        ).fetchall()
+        rows = self._read(_SELECT + " WHERE state = ? AND updated_at < ?", (state.value, updated_before))
         return iter([self._row(row) for row in rows])
 
     def purge(self, updated_before: float) -> int:
         cursor = self._write("DELETE FROM idempotency WHERE updated_at < ?", (updated_before,))
         return cursor.rowcount
+
+
+@contextlib.contextmanager
+def _sqlite_faults() -> Iterator[None]:
+    # A locked, unwritable, full or corrupt database: the store is unavailable, as when Table
+    # storage is unreachable. SQLite's text ("database is locked") never holds a bound value.
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise StoreUnavailable(f"SQLite: {type(error).__name__}: {error}") from error

@@ -170,3 +170,9 @@ def refund(body: dict[str, Any] | bytes, meta: dict[str, Any] | str | None = Non
     from ProcessRefund import main
 
     return call(main, http_request("PATCH", REFUND_URL, body, new_meta() if meta is None else meta, headers))
+
+
+def audit_lines(guard: Any) -> list[dict[str, Any]]:
+    """The audit lines the running test's leak guard captured, parsed, oldest first."""
+    prefix = "paymentgateway.audit: "
+    return [json.loads(line[len(prefix):]) for line in guard.capture.lines if line.startswith(prefix)]
