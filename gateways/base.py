@@ -262,12 +262,18 @@ class Echoes:
 
     values: frozenset[str]
 
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern[str] | None:
+        if not self.values:
+            return None
+        # Whole values only (a CVV of 123 inside a retref is not an echo); longest first, so a value
+        # containing another is removed whole.
+        alternatives = "|".join(re.escape(value) for value in sorted(self.values, key=len, reverse=True))
+        return re.compile(rf"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])")
+
     def scrub(self, text: str) -> str:
         text = redact_card_numbers(text)
-        for value in sorted(self.values, key=len, reverse=True):
-            # Whole values only: a CVV of 123 inside a retref or an amount is not an echo.
-            text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])", ECHO_REMOVED, text)
-        return text
+        return self._pattern.sub(ECHO_REMOVED, text) if self._pattern is not None else text
 
     def result(self, result: GatewayResult) -> GatewayResult:
         return replace(result, code=self.scrub(result.code), message=self.scrub(result.message))
@@ -308,7 +314,13 @@ class Gateway(ABC):
     """One gateway type. An instance serves exactly one merchant account's credentials."""
 
     OPERATIONS: ClassVar[tuple[str, ...]] = (
-        "process_payment", "process_refund", "find_payment", "find_refund", "cancel_payment", "verify_credentials"
+        "process_payment",
+        "process_refund",
+        "void_payment",
+        "find_payment",
+        "find_refund",
+        "cancel_payment",
+        "verify_credentials",
     )
     """The operations callers use. Each gateway's own definitions of them are wrapped (below) so that
     their results and errors never carry back what the request sent: one place for every gateway

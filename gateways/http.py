@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -62,7 +63,8 @@ Transcript = Callable[[str], None]
 prove a gateway's `scrub`. Never wire it to a log."""
 
 
-HEADERS = {"Accept": "application/json", "User-Agent": requests.utils.default_user_agent()}
+HEADERS = MappingProxyType({"Accept": "application/json", "User-Agent": requests.utils.default_user_agent()})
+"""The only headers every request starts with (read-only: shared by every merchant's requests)."""
 
 
 class InsecureUrlError(ValueError):

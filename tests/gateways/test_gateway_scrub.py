@@ -141,3 +141,18 @@ def test_payload_scrub_removes_the_processing_id_from_bodies_and_queries() -> No
     assert PayloadGateway.scrub(text) == (
         '{"processing_id": "[FILTERED]"}\nGET https://h/transactions?processing_id=[FILTERED]&limit=1'
     )
+
+
+def test_every_public_operation_of_every_gateway_is_wrapped_by_the_echo_scrubber() -> None:
+    from gateways.base import Gateway
+    from gateways.registry import gateway_types
+
+    public = {name for name, value in vars(Gateway).items() if callable(value) and not name.startswith("_")}
+    operations = public - {"echoes", "scrub", "base_url", "is_transaction_id", "http"}
+    assert operations == set(Gateway.OPERATIONS)
+    for cls in gateway_types().values():
+        for name in Gateway.OPERATIONS:
+            if name in vars(cls):
+                operation = getattr(cls, name)
+                assert operation.__wrapped__ is not None and operation.__module__ == cls.__module__, (cls, name)
+                assert not hasattr(operation.__wrapped__, "__wrapped__"), (cls, name)  # wrapped exactly once
