@@ -62,6 +62,11 @@ class GatewayFactory:
         self._credentials = credentials
         self._http = http
 
+    @property
+    def credentials(self) -> CredentialStore:
+        """The store accounts are read from (the health probe reads it too)."""
+        return self._credentials
+
     def gateway_class(self, type_id: int) -> type[Gateway]:
         cls = gateway_type(type_id)
         if cls is None or (type_id == SIMULATOR_TYPE_ID and not self._settings.enable_simulator):

@@ -68,6 +68,15 @@ def test_function_key_is_enforced_when_given(host_env: dict[str, str]) -> None:
         keyed_headers = {**headers, "x-functions-key": "local-test-key"}
         keyed = requests.post(url, headers=keyed_headers, json=payment_body(), timeout=10)
         assert keyed.status_code == 200
+        # /health is anonymous: probes carry no key.
+        probed = requests.get(f"{base}/health", timeout=10)
+        assert probed.status_code == 200, probed.text
+        assert probed.json() == {
+            "status": "ok",
+            "checks": {"configuration": "ok", "idempotencyStore": "ok", "credentialStore": "ok"},
+        }
+        assert requests.get(f"{base}/health?probe=live", timeout=10).json() == {"status": "ok", "checks": {}}
+        assert requests.post(f"{base}/health", timeout=10).status_code == 405
 
 
 def test_routes_come_from_function_json_and_host_json() -> None:
@@ -76,6 +85,7 @@ def test_routes_come_from_function_json_and_host_json() -> None:
     routes = {f.name: (f.route, f.methods, f.auth_level) for f in host.functions}
     assert routes["ProcessPayment"] == ("paymentGateway/processPayment", ("POST",), "function")
     assert routes["ProcessRefund"] == ("paymentGateway/processRefund", ("PATCH",), "function")
+    assert routes["Health"] == ("health", ("GET",), "anonymous")
 
 
 def test_local_settings_load_like_func_start_with_the_environment_winning(
@@ -100,7 +110,8 @@ def test_timer_functions_are_discovered_with_their_schedule() -> None:
 def test_the_devhost_serves_the_entry_points_the_worker_runtime_registered() -> None:
     host = DevHost(ROOT)
     modules = {f.name: f.main.__module__ for f in [*host.functions, *host.timers]}
-    assert modules == {name: f"__app__.{name}" for name in ("ProcessPayment", "ProcessRefund", "ReconcileUnknown")}
+    names = ("Health", "ProcessPayment", "ProcessRefund", "ReconcileUnknown")
+    assert modules == {name: f"__app__.{name}" for name in names}
 
 
 def test_the_devhost_refuses_to_start_with_a_function_the_worker_refuses(tmp_path: Path) -> None:

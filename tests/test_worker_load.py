@@ -23,7 +23,8 @@ HTTP = [
 
 
 def test_the_app_functions_are_all_found() -> None:
-    assert {folder.name for folder in APP_FUNCTIONS} == {"ProcessPayment", "ProcessRefund", "ReconcileUnknown"}
+    names = {folder.name for folder in APP_FUNCTIONS}
+    assert names == {"Health", "ProcessPayment", "ProcessRefund", "ReconcileUnknown"}
 
 
 @pytest.mark.parametrize("folder", APP_FUNCTIONS, ids=lambda folder: folder.name)

@@ -7,6 +7,7 @@ The function key may also come from the environment variable SMOKE_FUNCTION_KEY 
 of the shell history and the process list); it is sent as `x-functions-key` and never printed.
 
 Full run, in this order (nothing that moves money runs before the checks that cannot):
+    health               GET /health (anonymous): 200, every check ok
     no key               401 without a function key (only when a key is given)
     bad BVMeta           400 "Incomplete request"
     bad body             422 with an `errors` list
@@ -15,7 +16,7 @@ Full run, in this order (nothing that moves money runs before the checks that ca
     payment replay       the same transactionId again: the identical answer, `Idempotent-Replayed: true`
     full refund          200, success true (a void before settlement, else a refund)
     refund replay        the identical answer again, replayed
---no-charge runs the first three and `unknown refund`: a refund of a payment id that does not exist,
+--no-charge runs the first four and `unknown refund`: a refund of a payment id that does not exist,
 which must answer 404 (not found). That one loads the merchant's credentials, the
 idempotency store and its HMAC key, and asks the gateway, yet moves no money.
 
@@ -52,6 +53,7 @@ PASSED, FAILED, REFUSED = 0, 1, 2
 SIMULATOR_TYPE_ID = 900
 PAYMENT_PATH = "/paymentGateway/processPayment"
 REFUND_PATH = "/paymentGateway/processRefund"
+HEALTH_PATH = "/health"
 KEY_ENV = "SMOKE_FUNCTION_KEY"
 REPLAYED_HEADER = "Idempotent-Replayed"
 WRONG_MERCHANT_CODES = frozenset({"gateway_type_mismatch", "unknown_gateway_type"})
@@ -223,6 +225,17 @@ class Smoke:
                 answer.summary(),
             )
 
+    def health(self) -> None:
+        def verify() -> tuple[bool, str]:
+            answer = self.client.send("GET", HEALTH_PATH, b"", None, with_key=False)
+            body = answer.body if isinstance(answer.body, dict) else {}
+            checks = body.get("checks") if isinstance(body.get("checks"), dict) else {}
+            failing = sorted(f"{name}={status}" for name, status in checks.items() if status != "ok")
+            ok = answer.status == 200 and body.get("status") == "ok"
+            return ok, f"{answer.status} " + (" ".join(failing) if failing else "all checks ok")
+
+        self.record("health", "200 all checks ok", verify)
+
     def no_key(self) -> None:
         def verify() -> tuple[bool, str]:
             answer = self.client.send("POST", PAYMENT_PATH, encode(self.plan.payment_body(self.plan.cards.approve)),
@@ -320,6 +333,7 @@ class Smoke:
         self.record(name, f"identical, {REPLAYED_HEADER}", verify)
 
     def run(self, *, charge: bool) -> None:
+        self.health()
         if self.client.key:
             self.no_key()
         self.bad_meta()

@@ -84,7 +84,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: Callers (the LMS monolith) authenticate with function keys (authLevel function) over TLS; requiring client certificates would break the V1 contract. Revisit with mTLS at an API gateway.
   // checkov:skip=CKV_AZURE_222: This is a public HTTPS API called by the LMS monolith; access is controlled by function keys. Restrict with access restrictions or a private endpoint when the monolith moves into a VNet.
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero per request; a minimum instance count (always-ready instances) is a cost choice, not a security control. Set functionAppConfig.scaleAndConcurrency.alwaysReady if cold starts matter.
-  // checkov:skip=CKV_AZURE_213: Health check needs an anonymous endpoint; the app exposes only function-key-protected payment routes (the V1 contract), and Flex Consumption replaces unhealthy instances itself.
+  // checkov:skip=CKV_AZURE_213: App Service's instance health check (siteConfig.healthCheckPath) is not set: Flex Consumption manages and replaces its instances itself, and the platform reference does not list the setting for Flex. The anonymous GET /health exists for AKS probes and external monitors (README, Operating).
   name: name
   location: location
   tags: union(tags, { 'azd-service-name': 'api' })

@@ -96,7 +96,7 @@ def test_spec_is_valid_openapi_3_1() -> None:
     loaded = schemathesis.openapi.from_path(SPEC_PATH)
     loaded.validate()
     labels = {op.ok().label for op in loaded.get_all_operations()}
-    assert labels == {"POST /paymentGateway/processPayment", "PATCH /paymentGateway/processRefund"}
+    assert labels == {"POST /paymentGateway/processPayment", "PATCH /paymentGateway/processRefund", "GET /health"}
 
 
 def test_every_component_schema_is_valid_json_schema_2020_12() -> None:
@@ -125,6 +125,27 @@ def test_routes_match_function_json() -> None:
     scheme = SPEC["components"]["securitySchemes"]["functionKey"]
     assert scheme == {**scheme, "type": "apiKey", "in": "header", "name": "x-functions-key"}
     assert SPEC["security"] == [{"functionKey": []}]
+
+
+def test_health_matches_its_function_and_the_code() -> None:
+    from shared import health
+
+    binding = json.loads((SPEC_PATH.parent.parent / "Health" / "function.json").read_text())["bindings"][0]
+    operation = SPEC["paths"]["/" + binding["route"]]["get"]
+    assert binding["methods"] == ["get"]
+    assert binding["authLevel"] == "anonymous"
+    assert operation["security"] == [], "probes carry no key"
+    probe = next(p for p in operation["parameters"] if p["name"] == "probe")
+    assert set(probe["schema"]["enum"]) == {p.value for p in health.Probe}
+    assert probe["schema"]["default"] == health.Probe.READY.value
+    schemas = SPEC["components"]["schemas"]
+    assert set(schemas["HealthCheckStatus"]["enum"]) == {s.value for s in health.Status}
+    assert set(schemas["HealthReport"]["properties"]["checks"]["properties"]) == set(health._unconfigured().checks)
+    assert set(operation["responses"]) == {"200", "400", "503"}
+    validator = response_validator(SPEC, "#/components/schemas/HealthReport")
+    for report in (health._unconfigured(), health.Report({}), health.Report(dict.fromkeys(
+        health._unconfigured().checks, health.Status.TIMED_OUT))):
+        validator.validate(report.to_json())
 
 
 # --- request bodies --------------------------------------------------------------------------

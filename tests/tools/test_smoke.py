@@ -23,7 +23,7 @@ from tools import smoke
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "smoke-test-function-key"
-FULL_RUN = ["no key", "bad BVMeta", "bad body", "decline", "payment", "payment replay", "full refund",
+FULL_RUN = ["health", "no key", "bad BVMeta", "bad body", "decline", "payment", "payment replay", "full refund",
             "refund replay"]
 
 
@@ -74,7 +74,7 @@ def test_full_run_passes_against_the_devhost(host_env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     table = result.stdout
     assert rows(table) == dict.fromkeys(FULL_RUN, "PASS"), table
-    assert "smoke: 8 passed, 0 failed - all checks passed" in table
+    assert "smoke: 9 passed, 0 failed - all checks passed" in table
     assert KEY not in table
     # The service saw one decline, one sale and one refund; the replays were answered from the store.
     statuses = audit_statuses(log_path.read_text())
@@ -87,8 +87,9 @@ def test_no_charge_run_moves_no_money(host_env: dict[str, str]) -> None:
     with devhost(host_env, "--no-timers", "--function-key", KEY) as (base, log_path):
         result = run_tool("--url", base, "--merchant", "1001", "--no-charge", "--key", KEY)
     assert result.returncode == 0, result.stdout
-    assert rows(result.stdout) == dict.fromkeys(["no key", "bad BVMeta", "bad body", "unknown refund"], "PASS")
-    assert "smoke: 4 passed, 0 failed" in result.stdout
+    no_charge = ["health", "no key", "bad BVMeta", "bad body", "unknown refund"]
+    assert rows(result.stdout) == dict.fromkeys(no_charge, "PASS")
+    assert "smoke: 5 passed, 0 failed" in result.stdout
     statuses = audit_statuses(log_path.read_text())
     assert 200 not in statuses and 404 in statuses, statuses
 
@@ -104,7 +105,16 @@ def test_key_from_the_environment_and_a_host_that_does_not_enforce_it_fails(host
     assert result.returncode == 1, result.stdout
     verdicts = rows(result.stdout)
     assert verdicts["no key"] == "FAIL" and verdicts["bad BVMeta"] == "PASS", result.stdout
-    assert "smoke: 3 passed, 1 failed" in result.stdout
+    assert "smoke: 4 passed, 1 failed" in result.stdout
+
+
+def test_a_failing_health_check_fails_the_run_and_names_the_check(host_env: dict[str, str], tmp_path: Path) -> None:
+    host_env["LOCAL_CREDENTIALS_FILE"] = str(tmp_path / "no-such-credentials.json")
+    with devhost(host_env, "--no-timers") as (base, _):
+        result = run_tool("--url", base, "--merchant", "1001", "--no-charge")
+    assert result.returncode == smoke.FAILED, result.stdout
+    assert rows(result.stdout)["health"] == "FAIL"
+    assert "503 credentialStore=failed" in result.stdout
 
 
 def test_a_real_merchant_account_under_the_simulator_type_stops_before_any_charge(host_env: dict[str, str]) -> None:
@@ -113,7 +123,7 @@ def test_a_real_merchant_account_under_the_simulator_type_stops_before_any_charg
     assert result.returncode == smoke.REFUSED, result.stdout
     assert "stopped, nothing charged: merchant account 2001 is not a gateway type 900" in result.stdout
     verdicts = rows(result.stdout)
-    assert verdicts == {"bad BVMeta": "PASS", "bad body": "PASS", "decline": "FAIL"}, result.stdout
+    assert verdicts == {"health": "PASS", "bad BVMeta": "PASS", "bad body": "PASS", "decline": "FAIL"}, result.stdout
     statuses = audit_statuses(log_path.read_text())
     assert 200 not in statuses
 
