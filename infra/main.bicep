@@ -63,6 +63,20 @@ param principalType string = 'User'
 ])
 param storageSkuName string = 'Standard_LRS'
 
+@description('Resource id of an existing action group the alert rules notify (azd: ALERT_ACTION_GROUP_ID). Empty: one is created for alertEmail.')
+param alertActionGroupId string = ''
+
+@description('Email address for a new action group (azd: ALERT_EMAIL), used when alertActionGroupId is empty. Both empty: the alerts fire in the portal only.')
+param alertEmail string = ''
+
+@description('New unknown outcomes for one gateway in 15 minutes that raise an alert (azd: ALERT_UNKNOWN_OUTCOME_THRESHOLD).')
+@minValue(1)
+param alertUnknownOutcomeThreshold int = 3
+
+@description('5xx answers (502 excepted) in 15 minutes that raise an alert (azd: ALERT_SERVER_ERROR_THRESHOLD).')
+@minValue(1)
+param alertServerErrorThreshold int = 5
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -125,6 +139,31 @@ module monitoring 'modules/monitoring.bicep' = {
     location: location
     tags: tags
     appPrincipalId: identity.outputs.principalId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    nameSuffix: resourceToken
+    actionGroupId: alertActionGroupId
+    alertEmail: alertEmail
+    unknownOutcomeThreshold: alertUnknownOutcomeThreshold
+    serverErrorThreshold: alertServerErrorThreshold
+  }
+}
+
+module dashboard 'modules/workbook.bicep' = {
+  name: 'dashboard'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
   }
 }
 

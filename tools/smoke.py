@@ -229,7 +229,8 @@ class Smoke:
         def verify() -> tuple[bool, str]:
             answer = self.client.send("GET", HEALTH_PATH, b"", None, with_key=False)
             body = answer.body if isinstance(answer.body, dict) else {}
-            checks = body.get("checks") if isinstance(body.get("checks"), dict) else {}
+            raw_checks = body.get("checks")
+            checks = raw_checks if isinstance(raw_checks, dict) else {}
             failing = sorted(f"{name}={status}" for name, status in checks.items() if status != "ok")
             ok = answer.status == 200 and body.get("status") == "ok"
             return ok, f"{answer.status} " + (" ".join(failing) if failing else "all checks ok")

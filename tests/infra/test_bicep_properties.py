@@ -345,3 +345,152 @@ def test_every_checkov_skip_has_a_reason(path: Path) -> None:
             assert line.lstrip().startswith("//"), line
             reason = match["rest"].lstrip(":").strip()
             assert len(reason) >= 30, f"{path.name}: {match['id']} needs a real justification"
+
+
+# --- alerts ---------------------------------------------------------------------------------
+
+SCHEDULED_QUERY_RULE = "Microsoft.Insights/scheduledQueryRules"
+TELEMETRY_DOC = REPO_ROOT / "docs" / "telemetry.md"
+
+# rule -> (query file, severity, threshold, operator, measure column or None for a row count, window)
+ALERT_RULES: dict[str, tuple[str, int, Any, str, str | None, str]] = {
+    "unknownOutcomes": (
+        "unknown-outcomes.kql", 1, "unknownOutcomeThreshold", "GreaterThanOrEqual", "unknowns", "PT15M"
+    ),
+    "needsAttention": ("needs-attention.kql", 1, 0, "GreaterThan", "records", "PT15M"),
+    "serverErrors": ("server-errors.kql", 2, "serverErrorThreshold", "GreaterThanOrEqual", "errors", "PT15M"),
+    "credentialFailures": ("credential-failures.kql", 2, 0, "GreaterThan", "failures", "PT15M"),
+    "gatewayLatency": ("gateway-latency.kql", 3, 0, "GreaterThan", None, "PT1H"),
+    "gatewayDeclines": ("gateway-declines.kql", 2, 0, "GreaterThan", None, "PT1H"),
+}
+
+
+def alert_query(rule: dict[str, Any]) -> tuple[str, str]:
+    """(file name, text) of a rule's query, which must be loadTextContent of a file next to the module."""
+    (criterion,) = rule["properties"]["criteria"]["allOf"]
+    function = criterion["query"]["function"]
+    assert function["type"] == "load_text_content"
+    path = MODULES / function["parameters"]["file_path"]
+    assert path.is_file(), path
+    return path.name, path.read_text()
+
+
+def test_every_alert_rule_is_an_enabled_log_alert_on_application_insights() -> None:
+    alerts = module("alerts")
+    rules = {name: config(res) for name, res in resources_of_type(alerts, SCHEDULED_QUERY_RULE).items()}
+    assert set(rules) == set(ALERT_RULES)
+    for name, rule in rules.items():
+        query_file, severity, threshold, operator, measure, window = ALERT_RULES[name]
+        props = rule["properties"]
+        assert rule["kind"] == "LogAlert", name
+        assert props["enabled"] is True, name
+        assert props["severity"] == severity, name
+        assert props["scopes"] == ["applicationInsightsId"], name
+        assert props["actions"] == {"actionGroups": "actionGroups"}, name
+        assert props["windowSize"] == window, name
+        assert props["autoMitigate"] is True, name
+        (criterion,) = props["criteria"]["allOf"]
+        assert alert_query(rule)[0] == query_file, name
+        assert (criterion["operator"], criterion["threshold"]) == (operator, threshold), name
+        if measure is None:
+            assert criterion["timeAggregation"] == "Count" and "metricMeasureColumn" not in criterion, name
+        else:
+            assert (criterion["timeAggregation"], criterion["metricMeasureColumn"]) == ("Total", measure), name
+            assert f"summarize {measure} = " in alert_query(rule)[1], f"{name}: the query must produce {measure}"
+        assert criterion["failingPeriods"] == {"numberOfEvaluationPeriods": 1, "minFailingPeriodsToAlert": 1}
+    for name in ("gatewayLatency", "gatewayDeclines"):
+        # The comparison with the gateway's normal level reads two days, past the one-hour window.
+        assert rules[name]["properties"]["overrideQueryTimeRange"] == "P2D"
+    assert alerts["parameters"]["unknownOutcomeThreshold"]["default"] == 3
+    assert alerts["parameters"]["serverErrorThreshold"]["default"] == 5
+
+
+def test_alert_queries_read_the_names_telemetry_publishes() -> None:
+    rules = {name: config(res) for name, res in resources_of_type(module("alerts"), SCHEDULED_QUERY_RULE).items()}
+    queries = {name: alert_query(rule)[1] for name, rule in rules.items()}
+    expectations = {
+        "unknownOutcomes": ["customMetrics", '"paymentgateway.outcome.unknown"', "by gateway"],
+        "needsAttention": ['"paymentgateway.reconcile.needs_attention"', "traces", "reconcile_needs_attention",
+                           '\\"level\\": \\"ERROR\\"'],
+        "serverErrors": ["requests", "toint(resultCode) >= 500", 'resultCode != "502"', 'name != "Health"'],
+        "credentialFailures": ['"paymentgateway.credential.failures"', 'reason != "not_found"'],
+        "gatewayLatency": ["dependencies", 'name startswith "gateway "', "percentile(duration, 95)", "ago(1h)",
+                           "ago(2d)"],
+        "gatewayDeclines": ['"paymentgateway.calls"', '"declined"', "ago(1h)", "ago(2d)", "replayed"],
+    }
+    for name, fragments in expectations.items():
+        for fragment in fragments:
+            assert fragment in queries[name], f"{name}: {fragment!r} missing"
+    published = set(re.findall(r"`(paymentgateway\.[a-z_.]+)`", TELEMETRY_DOC.read_text()))
+    for name, query in queries.items():
+        for metric in re.findall(r'"(paymentgateway\.[a-z_.]+)"', query):
+            assert metric in published, f"{name} reads {metric}, which docs/telemetry.md does not publish"
+
+
+def test_alerts_notify_the_given_action_group_or_one_created_for_an_email() -> None:
+    alerts = module("alerts")
+    assert alerts["parameters"]["actionGroupId"]["default"] == ""
+    assert alerts["parameters"]["alertEmail"]["default"] == ""
+    create = alerts["variables"]["createActionGroup"]["value"]["operator"]
+    assert create["type"] == "and"
+    assert create["operands"]["operand_1"]["function"]["parameters"]["item_to_test"] == "actionGroupId"
+    negated = create["operands"]["operand_2"]["operator"]
+    assert negated["type"] == "not"
+    assert negated["operands"]["bool_value"]["function"]["parameters"]["item_to_test"] == "alertEmail"
+    # empty(actionGroupId) ? (createActionGroup ? [emailActionGroup.id] : []) : [actionGroupId]
+    chosen = alerts["variables"]["actionGroups"]["value"]["operator"]["operands"]
+    assert chosen["condition"]["function"]["parameters"]["item_to_test"] == "actionGroupId"
+    assert chosen["false_value"] == ["actionGroupId"]
+    inner = chosen["true_value"]["operator"]["operands"]
+    assert inner["condition"] == "createActionGroup" and inner["false_value"] == []
+    assert inner["true_value"][0]["operator"]["operands"] == {"operand_1": "emailActionGroup", "operand_2": "id"}
+    (group,) = resources_of_type(alerts, "Microsoft.Insights/actionGroups").values()
+    assert group["config"]["condition"] == "createActionGroup"
+    body = config(group)
+    assert body["location"] == "Global"
+    assert len(body["properties"]["groupShortName"]) <= 12
+    (receiver,) = body["properties"]["emailReceivers"]
+    assert receiver["emailAddress"] == "alertEmail"
+
+
+def test_main_wires_alerts_and_the_dashboard_to_application_insights() -> None:
+    main = parse(INFRA / "main.bicep")
+    params = main["parameters"]
+    for name, default in (("alertActionGroupId", ""), ("alertEmail", ""), ("alertUnknownOutcomeThreshold", 3),
+                          ("alertServerErrorThreshold", 5)):
+        assert params[name]["default"] == default, name
+    mods = main["modules"]
+    for mod in ("alerts", "dashboard"):
+        ref = mods[mod]["config"]["params"]["applicationInsightsId"]["operator"]["operands"]
+        assert ref["operand_1"] == "monitoring"
+        assert ref["operand_2"]["operator"]["operands"]["operand_2"] == "applicationInsightsId"
+    alert_params = mods["alerts"]["config"]["params"]
+    assert alert_params["actionGroupId"] == "alertActionGroupId"
+    assert alert_params["alertEmail"] == "alertEmail"
+    assert alert_params["unknownOutcomeThreshold"] == "alertUnknownOutcomeThreshold"
+    assert alert_params["serverErrorThreshold"] == "alertServerErrorThreshold"
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["alertActionGroupId"]["value"] == "${ALERT_ACTION_GROUP_ID}"
+    assert values["alertEmail"]["value"] == "${ALERT_EMAIL}"
+    assert values["alertUnknownOutcomeThreshold"]["value"] == "${ALERT_UNKNOWN_OUTCOME_THRESHOLD=3}"
+    assert values["alertServerErrorThreshold"]["value"] == "${ALERT_SERVER_ERROR_THRESHOLD=5}"
+
+
+# --- dashboard ------------------------------------------------------------------------------
+
+
+def test_the_dashboard_is_a_shared_workbook_over_application_insights() -> None:
+    workbook = the_resource(module("workbook"), "Microsoft.Insights/workbooks")
+    assert workbook["kind"] == "shared"
+    props = workbook["properties"]
+    assert props["category"] == "workbook"
+    assert props["sourceId"] == "applicationInsightsId"
+    replaced = props["serializedData"]["function"]
+    assert replaced["type"] == "replace"
+    assert replaced["parameters"]["new_string"] == "applicationInsightsId"
+    loaded = replaced["parameters"]["original_string"]["function"]
+    assert loaded["type"] == "load_text_content"
+    content = (MODULES / loaded["parameters"]["file_path"]).read_text()
+    assert replaced["parameters"]["old_string"] in content
+    # A stable GUID name: a redeploy updates the same workbook instead of adding another.
+    assert workbook["name"]["function"]["type"] == "guid"

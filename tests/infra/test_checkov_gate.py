@@ -22,6 +22,7 @@ SCRIPT = REPO_ROOT / "tools" / "checkov_all.sh"
 EXTERNAL_CHECKS = REPO_ROOT / "infra" / "checkov"
 STORAGE_CHECK = "CKV2_PGW_1"
 KEY_VAULT_CHECK = "CKV2_PGW_2"
+ALERT_RULE_CHECK = "CKV2_PGW_3"
 
 NON_COMPLIANT_BICEP = """
 param location string = 'eastus'
@@ -90,6 +91,56 @@ resource goodVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
   }
 }
+
+resource disabledRule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'disabledRule'
+  location: location
+  kind: 'LogAlert'
+  properties: {
+    severity: 1
+    enabled: false
+    scopes: [
+      '/subscriptions/0/resourceGroups/rg/providers/Microsoft.Insights/components/appi'
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: 'requests | summarize errors = count()'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+        }
+      ]
+    }
+  }
+}
+
+resource enabledRule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'enabledRule'
+  location: location
+  kind: 'LogAlert'
+  properties: {
+    severity: 1
+    enabled: true
+    scopes: [
+      '/subscriptions/0/resourceGroups/rg/providers/Microsoft.Insights/components/appi'
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: 'requests | summarize errors = count()'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+        }
+      ]
+    }
+  }
+}
 """
 
 
@@ -120,7 +171,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subproc
         ),
         "custom": subprocess.Popen(
             [checkov, "-d", str(bad_dir), "--framework", "bicep", "--external-checks-dir", str(EXTERNAL_CHECKS),
-             "--check", f"{STORAGE_CHECK},{KEY_VAULT_CHECK}", "--skip-download", "--compact", "-o", "json"],
+             "--check", f"{STORAGE_CHECK},{KEY_VAULT_CHECK},{ALERT_RULE_CHECK}",
+             "--skip-download", "--compact", "-o", "json"],
             cwd=bad_dir, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         ),
     }
@@ -161,4 +213,6 @@ def test_custom_policies_fail_noncompliant_bicep(runs: dict[str, subprocess.Pope
     assert (STORAGE_CHECK, "Microsoft.Storage/storageAccounts.goodStorage") in passed
     assert (KEY_VAULT_CHECK, "Microsoft.KeyVault/vaults.badVault") in failed
     assert (KEY_VAULT_CHECK, "Microsoft.KeyVault/vaults.goodVault") in passed
-    assert {check for check, _ in failed} == {STORAGE_CHECK, KEY_VAULT_CHECK}
+    assert (ALERT_RULE_CHECK, "Microsoft.Insights/scheduledQueryRules.disabledRule") in failed
+    assert (ALERT_RULE_CHECK, "Microsoft.Insights/scheduledQueryRules.enabledRule") in passed
+    assert {check for check, _ in failed} == {STORAGE_CHECK, KEY_VAULT_CHECK, ALERT_RULE_CHECK}
