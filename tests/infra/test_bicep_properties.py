@@ -415,7 +415,7 @@ def test_alert_queries_read_the_names_telemetry_publishes() -> None:
         "serverErrors": ["requests", "toint(resultCode) >= 500", 'resultCode != "502"', 'name != "Health"'],
         "credentialFailures": ['"paymentgateway.credential.failures"', 'reason != "not_found"'],
         "gatewayLatency": ["dependencies", 'name startswith "gateway "', "percentile(duration, 95)", "ago(1h)",
-                           "ago(2d)"],
+                           "ago(2d)", "by gateway = target"],
         "gatewayDeclines": ['"paymentgateway.calls"', '"declined"', "ago(1h)", "ago(2d)", "replayed"],
     }
     for name, fragments in expectations.items():

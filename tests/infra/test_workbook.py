@@ -26,7 +26,7 @@ CHARTS: dict[str, tuple[str, list[str]]] = {
     "approval-rate": ("timechart", ['"paymentgateway.calls"', '"approved"', '"declined"', "by gateway",
                                     "bin(timestamp"]),
     "gateway-latency": ("timechart", ["dependencies", 'name startswith "gateway "', "percentile(duration, 95)",
-                                      "by gateway"]),
+                                      "by gateway = target"]),
     "unknowns-and-reconciler": ("barchart", ['"paymentgateway.outcome.unknown"', '"paymentgateway.reconcile.actions"',
                                              '"decision"', "bin(timestamp"]),
     "errors-by-code": ("barchart", ['"paymentgateway.calls"', '"error.code"', "by code"]),
