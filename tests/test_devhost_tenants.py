@@ -185,3 +185,18 @@ def test_gateway_echoes_of_card_data_and_credentials_reach_no_response_or_log(tm
         log = host.log_path.read_text()
     assert "paymentgateway.audit" in log
     check_no_leaks(log)
+
+
+def test_a_refund_aimed_at_a_refunds_id_is_refused_and_the_refund_stands(tmp_path: Path) -> None:
+    with hosted(tmp_path) as host:
+        for account, fake in ((2101, host.cc), (3101, host.pl)):
+            payment_id = host.pay(account, amount=60).json()["detail"]["paymentTransactionId"]
+            fake.settle_all()
+            first = host.refund(account, payment_id, amount=10)
+            assert first.status_code == 200, first.text
+            refund_id = first.json()["detail"]["paymentTransactionId"]
+            aimed_at_refund = host.refund(account, refund_id)
+            assert aimed_at_refund.status_code == 400, aimed_at_refund.text
+            assert aimed_at_refund.json()["detail"]["statusCode"] == "not_a_payment"
+        assert [t.setlstat for t in host.cc.transactions.values() if t.kind == "refund"] == ["Queued for Capture"]
+        assert [t.status for t in host.pl.transactions.values() if t.type == "refund"] == ["processed"]
