@@ -97,6 +97,12 @@ class IdempotencyKeyReused(ServiceError):
     status, code = 422, "idempotency_key_reused"
 
 
+class StorageUnavailable(ServiceError):
+    """The idempotency store refused or did not answer in time before any gateway call."""
+
+    status, code = 503, "storage_unavailable"
+
+
 # The reconciler's stored answers, replayed to a retry of a request whose outcome it settled. Final
 # answers that nothing was (or is still) charged, like a decline: 400, not 409, which callers read
 # as "retry shortly".
@@ -119,12 +125,6 @@ def where(error: BaseException) -> str:
     exception, whose message or locals could hold request data."""
     frames = traceback.extract_tb(error.__traceback__)
     return " <- ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" for frame in reversed(frames))
-
-
-class StorageUnavailable(ServiceError):
-    """The idempotency store refused or did not answer in time before any gateway call."""
-
-    status, code = 503, "storage_unavailable"
 
 
 @dataclass(frozen=True)

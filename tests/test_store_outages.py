@@ -127,7 +127,7 @@ class SqliteLock:
 
 OUTAGES = pytest.mark.parametrize(
     "rig, mode",
-    [("table", "refuse"), ("table", "drop"), ("table", "freeze"), ("sqlite", "locked")],
+    [("table", "refuse"), ("table", "drop"), ("table", "freeze"), ("sqlite", "locked"), ("sqlite", "readonly")],
     indirect=["rig"],
 )
 
@@ -139,6 +139,15 @@ def break_store(rig: Rig, mode: str) -> Callable[[], None]:
         relay.set_mode(cast(Mode, mode))
         return lambda: relay.set_mode("pass")
     assert rig.sqlite_path is not None
+    if mode == "readonly":
+        # What a read-only file or mount gives (SQLITE_READONLY); file modes do not stop root.
+        db = rig.service.idempotency._db()  # type: ignore[attr-defined]
+        db.execute("PRAGMA query_only = 1")
+
+        def writable() -> None:
+            db.execute("PRAGMA query_only = 0")
+
+        return writable
     lock = SqliteLock(rig.sqlite_path)
     lock.take()
     return lock.free
@@ -168,7 +177,8 @@ def test_a_store_that_fails_before_the_charge_answers_503_and_sends_nothing(
     assert answer.detail["statusCode"] == "storage_unavailable"
     assert answer.headers["Retry-After"]
     assert len(rig.cc.requests) == sent_before
-    limit = 3.0 if mode in ("refuse", "drop") else STORE_CALL_SECONDS  # a frozen store: its read timeout
+    # A frozen store costs its read timeout, a held lock its busy timeout; the rest fail at once.
+    limit = STORE_CALL_SECONDS if mode in ("freeze", "locked") else 3.0
     assert elapsed < limit, elapsed
     assert_one_audit_line(leak_guard, 503)
 
