@@ -74,7 +74,7 @@ class Report:
 
 
 class CachedCheck:
-    """One dependency check, cached for `ttl` seconds, single-flight, waited for at most `timeout`.
+    """One dependency check, cached for `ttl` seconds, single-flight, each caller waiting a bounded time.
 
     Deliberate shared state (one per process and dependency), guarded by a lock. The run happens on
     its own daemon thread so that a probe can stop waiting; a run that never ends blocks only
@@ -86,13 +86,11 @@ class CachedCheck:
         name: str,
         check: Callable[[], None],
         ttl: float = RESULT_TTL_SECONDS,
-        timeout: float = CHECK_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._name = name
         self._check = check
         self._ttl = ttl
-        self._timeout = timeout
         self._clock = clock
         self._lock = threading.Lock()
         self._result: tuple[float, Status] | None = None
@@ -116,11 +114,11 @@ class CachedCheck:
         try:
             return running.result(timeout=max(timeout, 0.0))
         except FutureTimeout:
-            logger.warning("health check %s took longer than %g s", self._name, self._timeout)
+            logger.warning("health check %s took longer than %g s", self._name, timeout)
             return Status.TIMED_OUT
 
-    def status(self) -> Status:
-        return self.wait(self.begin(), self._timeout)
+    def status(self, timeout: float = CHECK_TIMEOUT_SECONDS) -> Status:
+        return self.wait(self.begin(), timeout)
 
     def _run(self, future: Future[Status]) -> None:
         try:

@@ -19,6 +19,9 @@ from shared.credentials import CachedCredentialStore
 from shared.factory import GatewayFactory
 from shared.flow import PaymentService
 from shared.idempotency import Record, SqliteIdempotencyStore
+from shared.table_store import TableIdempotencyStore
+from tests.azurite import DEV_ACCOUNT_KEY
+from tests.devhost_process import free_port
 from tests.fakes.keyvault import FakeKeyVault
 from tests.support import make_settings, write_credentials
 
@@ -175,11 +178,11 @@ def test_a_hung_check_answers_timed_out_within_the_budget_and_runs_once() -> Non
         runs.append(time.monotonic())
         release.wait(10)
 
-    check = health.CachedCheck("slow", hang, ttl=30, timeout=0.2)
+    check = health.CachedCheck("slow", hang, ttl=30)
     try:
         started = time.monotonic()
-        assert check.status() is health.Status.TIMED_OUT
-        assert check.status() is health.Status.TIMED_OUT
+        assert check.status(0.2) is health.Status.TIMED_OUT
+        assert check.status(0.2) is health.Status.TIMED_OUT
         assert time.monotonic() - started < 1.0
         assert len(runs) == 1, "the second probe waited on the run in flight instead of starting another"
     finally:
@@ -239,3 +242,37 @@ def test_two_hung_stores_cost_one_budget_not_two(
     assert status == 503
     assert body["checks"] == {"configuration": "ok", "idempotencyStore": "timed_out", "credentialStore": "timed_out"}
     assert 0.35 < elapsed < 0.7, elapsed
+
+
+def _table_service(tmp_path: Path, connection_string: str) -> PaymentService:
+    settings = make_settings(
+        tmp_path, idempotency_store="table", storage_connection_string=connection_string,
+        idempotency_table_name="healthprobe",
+    )
+    write_credentials(settings.local_credentials_file, {1001: {"gatewayTypeId": 900, "credentials": {}}})
+    built = runtime.build_service(make_settings(tmp_path))
+    return PaymentService(
+        settings, built.factory, TableIdempotencyStore.from_settings(settings), lambda: b"health-test-key"
+    )
+
+
+def test_the_table_store_on_azurite_is_ready(azurite: str, tmp_path: Path, fresh_checks: None) -> None:
+    runtime.install(_table_service(tmp_path, azurite))
+    status, body, _ = get_health()
+    assert (status, body["checks"]["idempotencyStore"]) == (200, "ok"), body
+
+
+def test_an_unreachable_table_store_answers_within_the_budget(tmp_path: Path, fresh_checks: None) -> None:
+    closed = free_port()
+    connection_string = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={DEV_ACCOUNT_KEY};TableEndpoint=http://127.0.0.1:{closed}/devstoreaccount1;"
+    )
+    runtime.install(_table_service(tmp_path, connection_string))
+    started = time.monotonic()
+    status, body, _ = get_health()
+    elapsed = time.monotonic() - started
+    assert status == 503
+    assert body["checks"]["idempotencyStore"] in ("failed", "timed_out"), body
+    assert body["checks"]["credentialStore"] == "ok"
+    assert elapsed < health.CHECK_TIMEOUT_SECONDS + 0.5, elapsed
