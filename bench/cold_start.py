@@ -1,7 +1,9 @@
 """One cold start, as a new worker process sees it: `python -m bench.cold_start` with the settings
-in the environment. Prints, as JSON, the seconds taken to import `ProcessPayment` (which brings in
+in the environment. Prints, as JSON, the time taken to import `ProcessPayment` (which brings in
 `azure.functions` and the service's modules) and to answer the first and the second payment (the
-first builds the service: settings, credential file, HTTP pool, SQLite store, TCP connection)."""
+first builds the service: settings, credential file, HTTP pool, SQLite store, TCP connection).
+Each is given as wall time and as this process's CPU time, which other load on the machine
+disturbs far less."""
 
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ import json
 import time
 import uuid
 
-started = time.perf_counter()
+clocks = (time.perf_counter(), time.process_time())
 import ProcessPayment  # noqa: E402 - the import is what is timed
 
-imported = time.perf_counter()
+imported = (time.perf_counter(), time.process_time())
 
 import azure.functions as func  # noqa: E402 - already loaded by ProcessPayment
 
@@ -30,15 +32,18 @@ def payment() -> func.HttpRequest:
     )
 
 
-def timed_payment() -> float:
+def timed_payment() -> tuple[float, float]:
     request = payment()
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     status = ProcessPayment.main(request).status_code
     assert status == 200, status
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 first = timed_payment()
 second = timed_payment()
-print(json.dumps({"import_seconds": imported - started, "first_request_seconds": first,
-                  "second_request_seconds": second}))
+print(json.dumps({
+    "import_seconds": imported[0] - clocks[0], "import_cpu_seconds": imported[1] - clocks[1],
+    "first_request_seconds": first[0], "first_request_cpu_seconds": first[1],
+    "second_request_seconds": second[0], "second_request_cpu_seconds": second[1],
+}))
