@@ -38,17 +38,58 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-_DIGIT_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+_DIGITS = re.compile(r"\d+")  # any script's decimal digits: a card number in Arabic-Indic digits is one too
+CARD_DIGITS = range(13, 20)
 
 
 def redact_card_numbers(text: str, replacement: str = "[card number removed]") -> str:
-    """`text` with every 13-19 digit run that passes Luhn (spaces or dashes allowed between the
-    digits, as people and Payload write them) replaced."""
+    """`text` with every card number replaced: 13 to 19 digits that pass Luhn, written in one run or
+    in groups joined by anything that is neither a letter nor a digit (spaces, dashes, dots,
+    slashes, underscores, commas, line breaks, in any number), as people type them.
 
-    def redact(match: re.Match[str]) -> str:
-        return replacement if luhn_valid(re.sub(r"\D", "", match.group())) else match.group()
+    Within a longer chain of numbers ("room 12, 4242 4242 4242 4242") each span of whole groups is
+    tried, so a card next to other numbers is still found. A group longer than 19 digits is not a
+    card. Digits that fail Luhn are left: every issued card number passes it, and removing every
+    13-19 digit span would also remove the dates, phone numbers and references in free text that
+    operations read (a mistyped card number is refused by the contract and the gateway anyway).
+    """
+    groups = list(_DIGITS.finditer(text))
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for index in range(1, len(groups) + 1):
+        if index == len(groups) or not _separator(text[groups[index - 1].end() : groups[index].start()]):
+            spans.extend(_card_spans(groups[start:index]))
+            start = index
+    for begin, end in reversed(_merged(spans)):
+        text = text[:begin] + replacement + text[end:]
+    return text
 
-    return _DIGIT_RUN.sub(redact, text)
+
+def _separator(between: str) -> bool:
+    return not any(char.isalnum() for char in between)
+
+
+def _card_spans(chain: list[re.Match[str]]) -> list[tuple[int, int]]:
+    found = []
+    for first in range(len(chain)):
+        digits = ""
+        for last in range(first, len(chain)):
+            digits += "".join(str(int(char)) for char in chain[last].group())
+            if len(digits) > CARD_DIGITS.stop - 1:
+                break
+            if len(digits) in CARD_DIGITS and luhn_valid(digits):
+                found.append((chain[first].start(), chain[last].end()))
+    return found
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((begin, end))
+    return merged
 
 
 def whole_cents(amount: Decimal) -> Decimal:

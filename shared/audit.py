@@ -2,8 +2,10 @@
 
 It holds the contract's fields; a reconciliation line adds the order id, the operation, the attempt
 count and, when it could not settle the record, the reason. Card numbers, CVVs, expiry dates and
-credential values never reach it; free text (the comment) is passed through `redact_card_numbers`
-because a learner or an admin can type anything into it.
+credential values never reach it. Every text value in it (the comment, `gatewayTypeName`, ids, a
+reason, whatever a later field adds) is passed through `redact_card_numbers`: a learner or an admin
+can type anything into free text, and a caller can put anything into a field the contract only
+bounds in length.
 """
 
 from __future__ import annotations
@@ -42,11 +44,18 @@ def write(
         "service": SERVICE_NAME,
         "data": {key: value for key, value in data.items() if value is not None},
     }
-    comment = record["data"].get("comment")
-    if isinstance(comment, str):
-        record["data"]["comment"] = redact_card_numbers(comment)
-    line = json.dumps(record, default=str, sort_keys=False)
+    line = json.dumps(_redacted(record), default=str, sort_keys=False)
     if success:
         logger.info(line)
     else:
         logger.error(line)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_card_numbers(value)
+    if isinstance(value, Mapping):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value

@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from gateways.base import luhn_valid
+from gateways.base import luhn_valid, redact_card_numbers
 
 _MASKED_CARD = re.compile(r"[^0-9]*[0-9]{4}")
 
@@ -219,6 +219,14 @@ class Detail(BaseModel):
     errorCode: str | None = None
     """On failures: the standard error (declined, expired_card, ...) beside the gateway's own code."""
     errors: list[dict[str, str]] | None = None
+
+    @field_validator("statusCode", "responseMessage", "responseDetail")
+    @classmethod
+    def _no_card_numbers(cls, value: str) -> str:
+        # Gateway text is not ours, and a gateway may echo what it was sent: a card number stops
+        # here, for every envelope answered, stored and replayed. Ids are left as they are: they
+        # must round-trip, and no gateway issues a Luhn-valid 13-19 digit one.
+        return redact_card_numbers(value)
 
 
 class Envelope(BaseModel):

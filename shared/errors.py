@@ -21,7 +21,6 @@ from gateways.base import (
     OutcomeUnknown,
     RequestRejected,
     TransactionNotFound,
-    redact_card_numbers,
 )
 
 RETRY_AFTER_SECONDS = "5"
@@ -195,12 +194,12 @@ def from_gateway_error(error: GatewayError, detail: str) -> Failure:
     # our code, so a gateway's own code (a timeout's 62, an HTTP 401) must not hide it.
     ours = isinstance(error, OutcomeUnknown | GatewayUnreachable | CredentialsRejected | GatewayMisconfigured)
     status_code = fallback_code if ours else (error.code or fallback_code)
-    # A gateway's text is not ours: should one ever echo a card number, it stops here.
+    # A gateway's text is not ours: `Detail` redacts card numbers from it, in every envelope.
     return Failure(
         status=status,
         status_code=status_code,
-        message=redact_card_numbers(error.message),
-        detail=redact_card_numbers(detail),
+        message=error.message,
+        detail=detail,
         gateway_status=error.http_status,
         error_code=str(error.standard),
         transaction_id=error.transaction_id,

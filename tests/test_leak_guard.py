@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -45,3 +46,41 @@ def test_the_expiry_is_watched_also_as_gateways_write_it_and_responses_are_check
     for echoed in ("exp 09/31", "exp 0931", "cvv 8642", "card 4242424242424242"):
         with pytest.raises(AssertionError, match="a response leaked"):
             support.check_no_leaks(f'{{"responseMessage": "{echoed}"}}')
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "4788250000121443",
+        "4788 2500 0012 1443",
+        "4788-2500-0012-1443",
+        "4788.2500.0012.1443",
+        "4788/2500/0012/1443",
+        "4788_2500_0012_1443",
+        "4788 / 2500 / 0012 / 1443",
+        "[4788, 2500, 0012, 1443]",
+        "\u0664\u0667\u0668\u0668\u0662\u0665\u0660\u0660\u0660\u0660\u0661\u0662\u0661\u0664\u0664\u0663",
+    ],
+)
+def test_catches_a_card_number_with_any_separators(written: str) -> None:
+    guard = guard_with(f"charged {written} ok")
+    assert len(guard.leaks()) == 1, written
+
+
+def test_catches_a_card_number_in_the_audit_lines_free_text_fields() -> None:
+    for field in ("gatewayTypeName", "comment", "name", "street", "userName", "paymentTransactionId"):
+        line = json.dumps({"service": "PaymentGatewayAPI", "data": {"status": 200, field: "x 4788.2500.0012.1443"}})
+        assert guard_with(line).leaks(), field
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "updated_at 1764305362.0564644759",  # a decimal number, not a card written with dots
+        "paymentTransactionId sim_4788250000121443ab and sim_ab4788250000121443",  # digits inside an id
+        "4788.2500.0012.1442",  # fails Luhn
+        '{"universityId": 7, "userId": 42, "amount": "25.00", "currencyType": 840}',
+    ],
+)
+def test_leaves_decimals_ids_and_non_cards_alone(line: str) -> None:
+    assert guard_with(line).leaks() == []

@@ -16,7 +16,7 @@ from shared import errors, runtime
 from shared.contract import PaymentBody
 from shared.credentials import MerchantAccount
 from shared.settings import Settings
-from tests.conftest import LeakGuard
+from tests.conftest import LeakGuard, card_numbers_in
 from tests.fakes import CardConnectFake
 from tests.support import install_service, make_settings, new_meta, pay, payment_body, refund, refund_body
 
@@ -110,3 +110,105 @@ def test_a_gateway_message_echoing_a_card_number_is_redacted(monkeypatch: pytest
     assert declined.status == 400
     assert "4242 4242 4242 4242" not in declined.text
     assert "[card number removed]" in declined.detail["responseMessage"]
+
+
+# --- the redactor ----------------------------------------------------------------------------
+
+REMOVED = "[card number removed]"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "4242424242424242",
+        "4242 4242 4242 4242",
+        "4242-4242-4242-4242",
+        "4242.4242.4242.4242",
+        "4242/4242/4242/4242",
+        "4242_4242_4242_4242",
+        "4242 - 4242 - 4242 - 4242",
+        "4242, 4242, 4242, 4242",
+        "[4242][4242][4242][4242]",
+        "4 2 4 2 4 2 4 2 4 2 4 2 4 2 4 2",
+        "3782.822463.10005",  # Amex grouping, 15 digits
+        "4788\t2500\n0012\r1443",
+        "\u0664\u0662" * 8,  # Arabic-Indic digits
+        " ".join(["\uff14\uff12\uff14\uff12"] * 4),  # fullwidth digits
+    ],
+)
+def test_a_card_number_with_any_separators_is_redacted(written: str) -> None:
+    from gateways.base import redact_card_numbers
+
+    for text in (written, f"pay with {written} please", f"order 12, card {written}.", f"card:{written}"):
+        redacted = redact_card_numbers(text)
+        assert REMOVED in redacted, text
+        assert "4242" not in redacted and "1443" not in redacted and "10005" not in redacted, redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4242.4242.4242.4241",  # fails Luhn: not a card number (decision: see redact_card_numbers)
+        "424242424242",  # 12 digits
+        "42424242424242424242",  # 20 digits in one run: no card is that long
+        "Course 101, 2026-01-15",
+        "retref 123456789012 for order BVP6f1c2a0e3b7e4f7a",
+        "4242x4242x4242x4242",  # letters are not separators
+    ],
+)
+def test_text_without_a_card_number_is_left_alone(text: str) -> None:
+    from gateways.base import redact_card_numbers
+
+    assert redact_card_numbers(text) == text
+
+
+def test_only_the_card_is_removed_from_a_longer_run_of_numbers() -> None:
+    from gateways.base import redact_card_numbers
+
+    redacted = redact_card_numbers("room 12, 4242 4242 4242 4242, 7 seats")
+    assert redacted == f"room 12, {REMOVED}, 7 seats"
+
+
+@pytest.mark.usefixtures("simulator_service")
+@pytest.mark.parametrize("separator", [" ", "-", ".", "/", "_", " / "])
+def test_free_text_reaches_the_audit_line_without_card_numbers(
+    separator: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="paymentgateway.audit")
+    card = separator.join(["4788", "2500", "0012", "1443"])
+    free_text = {"comment": f"card {card}", "gatewayTypeName": f"Sim {card}"[:100], "name": f"Ada {card}",
+                 "street": f"{card} Main St", "userName": f"ada{separator}{card}"}
+    paid = pay(payment_body(**free_text))
+    assert paid.status == 200, paid.text
+    refunded = refund(refund_body(paid.detail["paymentTransactionId"], comment=f"refund {card}",
+                                  gatewayTypeName=f"Sim {card}"))
+    assert refunded.status == 200, refunded.text
+    declined = pay(payment_body(account="4000000000000002", gatewayTypeName=f"Sim {card}", comment=card))
+    assert declined.status == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "paymentgateway.audit"]
+    assert len(lines) == 3
+    for line in lines:
+        data = json.loads(line)["data"]
+        for name in ("gatewayTypeName", "comment"):
+            assert REMOVED in data[name] and "1443" not in data[name] and "4788" not in data[name], line
+        assert card_numbers_in(line) == [], line
+
+
+@pytest.mark.usefixtures("simulator_service")
+def test_an_approval_message_echoing_a_card_number_is_redacted_in_the_answer_and_the_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateways.base import GatewayResult
+    from gateways.simulator import SimulatorGateway
+
+    def echoing_approval(gateway: SimulatorGateway, sale: Any) -> GatewayResult:
+        return GatewayResult("sim_echo", "sale", "approved", "approved card 4242.4242.4242.4242", 200)
+
+    monkeypatch.setattr(SimulatorGateway, "process_payment", echoing_approval)
+    meta = new_meta()
+    paid = pay(payment_body(), meta)
+    assert paid.status == 200
+    assert paid.detail["responseMessage"] == f"approved card {REMOVED}"
+    record = runtime.service().idempotency.get(f"payment:1001:{meta['transactionId']}")
+    assert record is not None and record.body is not None
+    assert "4242.4242" not in record.body and REMOVED in record.body
