@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -37,9 +38,43 @@ ZIP_MAX_CHARACTERS = 9
 ZIP+4 fits once its dash is dropped. A cut postal code is another one, so longer ones are refused."""
 _ZIP_SEPARATORS = re.compile(r"[ -]")
 
+MAX_ID = 2**31 - 1
+"""The monolith's ids are SQL Server `int` identity columns. The bound also keeps every key built
+from an id (a Table partition key holds at most 1 KiB) far from any storage limit."""
+
+Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+CurrencyCode = Annotated[StrictInt, Field(ge=1, le=999)]
+"""ISO 4217 numeric codes have three digits; the validators below narrow them to `CURRENCIES`."""
+
 ShortText = Annotated[str, StringConstraints(max_length=100)]
 LongText = Annotated[str, StringConstraints(max_length=255)]
-Amount = Annotated[Decimal, Field(gt=0, decimal_places=2, allow_inf_nan=False)]
+
+MAX_CREDENTIAL_FIELDS = 16
+CredentialName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# Not trimmed: a secret's surrounding spaces are part of it.
+CredentialValue = Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)] | StrictInt
+Credentials = Annotated[dict[CredentialName, CredentialValue], Field(max_length=MAX_CREDENTIAL_FIELDS)]
+
+
+def _json_number(value: Any) -> Any:
+    # Pydantic's lax Decimal also reads text, Unicode digits and underscores included ("\u0661\u0662\u0663" is
+    # 123, "1_000" is 1000); the contract says number. A bool is an int to Python, not a number.
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+def _number_only(schema: dict[str, Any]) -> None:
+    # The schema of what is accepted: the number branch of pydantic's Decimal schema, no text.
+    branches = schema.pop("anyOf")
+    schema.update(next(branch for branch in branches if branch.get("type") == "number"))
+
+
+Amount = Annotated[
+    Decimal,
+    Field(gt=0, decimal_places=2, allow_inf_nan=False, json_schema_extra=_number_only),
+    BeforeValidator(_json_number),
+]
 
 
 def mask_card(number: str) -> str:
@@ -51,8 +86,8 @@ class BVMeta(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     transactionId: str
-    universityId: StrictInt
-    userId: StrictInt
+    universityId: Id
+    userId: Id
 
     @field_validator("transactionId")
     @classmethod
@@ -68,11 +103,11 @@ class _GatewayCall(BaseModel):
     # V1 ignored fields it did not know; the monolith may send more than we read.
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    gatewayTypeId: StrictInt
+    gatewayTypeId: Id
     gatewayTypeName: ShortText | None = None
-    merchantAccountId: StrictInt = Field(gt=0)
-    credentials: dict[str, Any] | None = Field(default=None, repr=False)
-    userId: StrictInt
+    merchantAccountId: Id
+    credentials: Credentials | None = Field(default=None, repr=False)
+    userId: Id
 
 
 class PaymentBody(_GatewayCall):
@@ -80,7 +115,7 @@ class PaymentBody(_GatewayCall):
     expDate: str = Field(repr=False)
     cvv2: str = Field(repr=False)
     amount: Amount
-    currencyType: StrictInt
+    currencyType: CurrencyCode
     name: ShortText | None = None
     street: LongText | None = None
     city: ShortText | None = None
@@ -175,7 +210,7 @@ class RefundBody(_GatewayCall):
     amount: Amount | None = None
     comment: LongText | None = None
     maskedCardNumber: Annotated[str, StringConstraints(max_length=19)] | None = None
-    currencyType: StrictInt | None = None
+    currencyType: CurrencyCode | None = None
 
     @field_validator("amount")
     @classmethod

@@ -82,10 +82,32 @@ class CurrencyMismatch(ServiceError):
     status, code = 422, "currency_mismatch"
 
 
+class MerchantAccountNotConfigured(ServiceError):
+    """No secret is stored for the account: it is not set up here, and no retry changes that until an
+    operator stores one. A 503 would have the monolith retry it forever."""
+
+    status, code = 400, "merchant_account_not_configured"
+
+
+class InvalidRequestCredentials(ServiceError):
+    """Credentials sent in the body (ALLOW_REQUEST_CREDENTIALS) lack a field or the gateway refused
+    them: the caller's to fix, so not retryable, and no reason to re-read our own."""
+
+    status, code = 400, "invalid_request_credentials"
+
+
 class CredentialsUnavailable(ServiceError):
-    """Key Vault is down, the secret is missing or malformed: this service's fault, not the caller's."""
+    """Key Vault (or the credentials file) cannot be read just now: this service's fault, retryable."""
 
     status, code = 503, "credentials_unavailable"
+
+
+class CredentialsMalformed(CredentialsUnavailable):
+    """The account's stored secret exists but cannot be used (not JSON, no gatewayTypeId, a field
+    missing). Our configuration, not the caller's: 503, so the caller's retry works once operations
+    fix the secret, with its own code so they can tell it from an outage."""
+
+    code = "credentials_malformed"
 
 
 class RequestInProgress(ServiceError):

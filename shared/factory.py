@@ -13,10 +13,19 @@ from shared.credentials import (
     AccountNotFound,
     CredentialError,
     CredentialStore,
+    MalformedSecret,
     MerchantAccount,
     parse_secret,
 )
-from shared.errors import CredentialsUnavailable, CurrencyMismatch, GatewayTypeMismatch, UnknownGatewayType
+from shared.errors import (
+    CredentialsMalformed,
+    CredentialsUnavailable,
+    CurrencyMismatch,
+    GatewayTypeMismatch,
+    InvalidRequestCredentials,
+    MerchantAccountNotConfigured,
+    UnknownGatewayType,
+)
 from shared.settings import Settings
 
 SIMULATOR_TYPE_ID = 900
@@ -38,7 +47,7 @@ def normalise_credentials(
             values[name] = value
     missing = [spec.name for spec in fields if not values.get(spec.name)]
     if missing:
-        raise CredentialsUnavailable(
+        raise CredentialsMalformed(
             f"the credentials for merchant account {merchant_account_id} lack {', '.join(missing)}"
         )
     return values
@@ -79,9 +88,11 @@ class GatewayFactory:
                 return self._credentials.refresh(merchant_account_id)
             return self._credentials.get(merchant_account_id)
         except AccountNotFound:
-            raise CredentialsUnavailable(
-                f"no credentials are stored for merchant account {merchant_account_id}"
+            raise MerchantAccountNotConfigured(
+                f"merchant account {merchant_account_id} is not configured: no credentials are stored for it"
             ) from None
+        except MalformedSecret as error:
+            raise CredentialsMalformed(str(error)) from None
         except CredentialError as error:
             raise CredentialsUnavailable(str(error)) from None
 
@@ -96,13 +107,7 @@ class GatewayFactory:
     ) -> tuple[Gateway, MerchantAccount]:
         """A gateway for the account; with `deadline` (`time.monotonic()`), its calls stop by then."""
         if request_credentials is not None:
-            # Migration period only (ALLOW_REQUEST_CREDENTIALS): V1 sent the secrets in the body.
-            try:
-                account = parse_secret(
-                    merchant_account_id, {"gatewayTypeId": cls.type_id, "credentials": request_credentials}
-                )
-            except CredentialError as error:
-                raise CredentialsUnavailable(str(error)) from None
+            account = self._request_account(cls, merchant_account_id, request_credentials)
         else:
             account = self.account(merchant_account_id, refresh=refresh)
         if account.gateway_type_id != cls.type_id:
@@ -110,7 +115,30 @@ class GatewayFactory:
                 f"merchant account {merchant_account_id} is not a {cls.name} account "
                 f"(gatewayTypeId {cls.type_id} requested)"
             )
-        values = normalise_credentials(cls.credential_fields, account.credentials, merchant_account_id)
+        try:
+            values = normalise_credentials(cls.credential_fields, account.credentials, merchant_account_id)
+        except CredentialsMalformed as error:
+            if request_credentials is None:
+                raise
+            raise InvalidRequestCredentials(f"{error.detail} (sent in the request)") from None
         http = self._http if deadline is None else self._http.until(deadline)
         context = GatewayContext(merchant_account_id, cls.base_url(self._settings), http)
         return cls(values, context), account
+
+    def _request_account(
+        self, cls: type[Gateway], merchant_account_id: int, request_credentials: Mapping[str, Any]
+    ) -> MerchantAccount:
+        """Migration period only (ALLOW_REQUEST_CREDENTIALS): V1 sent the secrets in the body. An
+        account that already has a stored secret is still at the gateway (and in the currency) that
+        secret names, whatever the body claims; one without is taken at the request's word, which is
+        what the setting is for."""
+        try:
+            stored = self.account(merchant_account_id)
+        except MerchantAccountNotConfigured:
+            document: dict[str, Any] = {"gatewayTypeId": cls.type_id}
+        else:
+            document = {"gatewayTypeId": stored.gateway_type_id, "currency": stored.currency}
+        try:
+            return parse_secret(merchant_account_id, {**document, "credentials": request_credentials})
+        except CredentialError as error:
+            raise InvalidRequestCredentials(str(error)) from None

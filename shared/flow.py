@@ -47,6 +47,7 @@ from shared.errors import (
     IdempotencyKeyReused,
     IncompleteRequest,
     InvalidRequest,
+    InvalidRequestCredentials,
     NotATransactionId,
     RequestInProgress,
     ServiceError,
@@ -164,6 +165,11 @@ def parse_body(model: type[BaseModel], body: bytes | None, context: Mapping[str,
         raise InvalidRequest(
             "Request body is not valid JSON", errors=[{"field": "body", "message": "not valid JSON"}]
         ) from None
+    except RecursionError:
+        # The contract's bodies are flat; only a hostile one nests deeper than the decoder recurses.
+        raise InvalidRequest(
+            "Request body is nested too deeply", errors=[{"field": "body", "message": "nested too deeply"}]
+        ) from None
     if not isinstance(document, dict):
         raise InvalidRequest(
             "Request body must be a JSON object", errors=[{"field": "body", "message": "must be an object"}]
@@ -218,6 +224,11 @@ def request_identity(operation: Operation, request: PaymentBody | RefundBody) ->
         fields["account"] = request.account
     else:
         fields["paymentTransactionId"] = request.paymentTransactionId
+    if request.credentials is not None:
+        # Migration only (ALLOW_REQUEST_CREDENTIALS): whose credentials are sent is part of the
+        # request. A retry with another merchant's is another request (422), never a look-up at one
+        # merchant and a charge at the next.
+        fields["credentials"] = request.credentials
     return json.dumps(fields, sort_keys=True).encode()
 
 
@@ -414,7 +425,11 @@ class PaymentService:
             return act(gateway)
         except CredentialsRejected:
             if request.credentials is not None:
-                raise
+                # The caller's own credentials: theirs to fix; ours are not involved, so no re-read.
+                raise InvalidRequestCredentials(
+                    f"the gateway refused the credentials sent in the request for merchant account "
+                    f"{request.merchantAccountId}"
+                ) from None
             # Security may have rotated the secret: read it afresh and try once more if it changed.
             fresh_gateway, fresh = self.factory.create(cls, request.merchantAccountId, refresh=True, deadline=deadline)
             if fresh.credentials == account.credentials and fresh.version == account.version:

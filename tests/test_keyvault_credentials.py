@@ -162,11 +162,43 @@ def test_cold_outage_is_503_and_warm_outage_still_pays(keyvault_service: tuple[F
     assert cold.headers.get("Retry-After")
 
 
-def test_missing_secret_is_503_and_no_gateway_call(keyvault_service: tuple[FakeKeyVault, FakeClock]) -> None:
+def test_missing_secret_is_400_not_configured_and_no_gateway_call(
+    keyvault_service: tuple[FakeKeyVault, FakeClock],
+) -> None:
     from gateways.simulator import LEDGER
 
+    vault, _ = keyvault_service
     before = len(LEDGER.payments(3003))
     result = pay(payment_body(merchantAccountId=3003))
-    assert result.status == 503
+    assert result.status == 400
+    assert result.detail["statusCode"] == "merchant_account_not_configured"
     assert "3003" in result.detail["responseDetail"]
+    assert "Retry-After" not in result.headers
     assert len(LEDGER.payments(3003)) == before
+    assert vault.reads("merchant-account-3003") == 1
+
+    # Once an operator stores the secret, the next request is served: nothing negative was cached.
+    vault.set("merchant-account-3003", json.dumps({"gatewayTypeId": 900, "credentials": {}}))
+    assert pay(payment_body(merchantAccountId=3003)).status == 200
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "password=hunter2-not-json",
+        json.dumps({"credentials": {}}),  # no gatewayTypeId
+        json.dumps({"gatewayTypeId": 2, "credentials": {"username": "u", "merchantId": "496160873888"}}),
+    ],
+)
+def test_a_malformed_secret_is_503_credentials_malformed(
+    keyvault_service: tuple[FakeKeyVault, FakeClock], leak_guard: LeakGuard, value: str
+) -> None:
+    vault, _ = keyvault_service
+    vault.set("merchant-account-2010", value)
+    leak_guard.watch("hunter2-not-json")
+    result = pay(payment_body(gatewayTypeId=2, merchantAccountId=2010))
+    assert result.status == 503
+    assert result.detail["statusCode"] == "credentials_malformed"
+    assert "2010" in result.detail["responseDetail"]
+    assert result.headers["Retry-After"]
+    assert "hunter2" not in result.text

@@ -24,6 +24,7 @@ from pydantic.fields import FieldInfo
 from gateways.base import GatewayError, StandardError
 from shared.contract import (
     CURRENCIES,
+    MAX_ID,
     ZIP_MAX_CHARACTERS,
     Amount,
     BVMeta,
@@ -171,9 +172,6 @@ def test_types_nullability_and_string_lengths_match_the_model(operation_id: str)
         prop = _model_property(model, name)
         model_types = _model_types(prop)
         spec_types = property_types(spec_prop)
-        if name == "amount":
-            # Decimal also takes a numeric string (pydantic's lax mode); the contract says number.
-            model_types -= {"string"}
         if name == "zip":
             # V1 sent numbers; the model's before-validator turns an int into text.
             model_types |= {"integer"}
@@ -215,9 +213,16 @@ def test_numeric_bounds_and_enums_match_the_model(operation_id: str) -> None:
     model = MODELS[operation_id]
     props = body_schema(SPEC, operation_id)["properties"]
 
-    # merchantAccountId: the model's gt=0 on an integer is the spec's minimum 1.
-    assert _model_bound(_model_property(model, "merchantAccountId"), "exclusiveMinimum") == 0
-    assert props["merchantAccountId"].get("minimum") == 1
+    # Every integer field is bounded (ids fit the monolith's SQL int and a Table key), alike in both.
+    for name, spec_prop in props.items():
+        prop = _model_property(model, name)
+        if "integer" not in _model_types(prop) or name == "zip":
+            continue
+        bounds = (_model_bound(prop, "minimum"), _model_bound(prop, "maximum"))
+        assert None not in bounds, name
+        assert (_model_bound(spec_prop, "minimum"), _model_bound(spec_prop, "maximum")) == bounds, name
+    for name in ("gatewayTypeId", "merchantAccountId", "userId"):
+        assert _model_bound(_model_property(model, name), "maximum") == MAX_ID == 2**31 - 1
 
     amount = props["amount"]
     (amount_info,) = [a for a in get_args(Amount)[1:] if isinstance(a, FieldInfo)]
@@ -261,7 +266,12 @@ def test_bvmeta_parameter_matches_the_model() -> None:
     assert set(schema["properties"]) == set(model_schema["properties"])
     assert sorted(schema["required"]) == sorted(model_schema["required"])
     for name, prop in schema["properties"].items():
-        assert prop["type"] == model_schema["properties"][name]["type"], name
+        model_prop = model_schema["properties"][name]
+        assert prop["type"] == model_prop["type"], name
+        for bound in ("minimum", "maximum"):
+            assert prop.get(bound) == model_prop.get(bound), (name, bound)
+    university = schema["properties"]["universityId"]
+    assert (university["minimum"], university["maximum"]) == (1, MAX_ID)
 
 
 # Patterns: every string a spec pattern allows is accepted by the model (bar Luhn and today's date,

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from shared import runtime
-from shared.contract import CURRENCIES, PaymentBody, RefundBody, luhn_valid
+from shared.contract import CURRENCIES, MAX_ID, PaymentBody, RefundBody, luhn_valid
 from shared.errors import InvalidRequest
 from shared.flow import Operation, parse_body
 from shared.settings import Settings
@@ -203,6 +203,19 @@ def test_amounts_that_are_not_finite_numbers_are_refused(text: str) -> None:
     assert not _accepted(_payment_json(amount=text))
 
 
+@PROPERTY_SETTINGS
+@given(amount=st.one_of(two_places.map(lambda d: f"{d:f}"), st.text(max_size=12)))
+@example(amount="\u0661\u0662\u0663")
+@example(amount="1_000")
+@example(amount="\uff11\uff12\uff13")
+@example(amount=" 25.00 ")
+def test_an_amount_sent_as_a_json_string_is_refused_whatever_it_holds(amount: str) -> None:
+    for model, make in ((PaymentBody, _payment_json), (RefundBody, _refund_json)):
+        with pytest.raises(InvalidRequest) as refused:
+            _parse(make(amount=json.dumps(amount)), model)
+        assert _fields(refused.value) == {"amount"}
+
+
 def _refund_json(**overrides: Any) -> bytes:
     values = {"gatewayTypeId": 900, "merchantAccountId": 1001, "userId": 42, "paymentTransactionId": "p1"}
     amount = overrides.pop("amount")
@@ -234,6 +247,31 @@ def test_surrounding_whitespace_is_trimmed_before_the_rules(padded: str) -> None
 @given(currency=st.integers(min_value=-(2**40), max_value=2**40))
 def test_currency_is_accepted_iff_one_of_the_four(currency: int) -> None:
     assert _accepted(_payment_json(currencyType=currency)) == (currency in CURRENCIES)
+
+
+ID_FIELDS = ("gatewayTypeId", "merchantAccountId", "userId")
+
+
+@PROPERTY_SETTINGS
+@given(
+    field=st.sampled_from(ID_FIELDS),
+    value=st.one_of(
+        st.integers(min_value=-(2**70), max_value=2**70).map(str),
+        st.sampled_from(["true", "false", "null"]),
+        st.integers(min_value=1, max_value=MAX_ID).map(lambda i: f'"{i}"'),
+        st.integers(min_value=1, max_value=MAX_ID).map(lambda i: f"{i}.0"),
+    ),
+)
+@example(field="merchantAccountId", value=str(MAX_ID))
+@example(field="merchantAccountId", value=str(MAX_ID + 1))
+@example(field="merchantAccountId", value="1" + "0" * 1000)
+@example(field="userId", value="true")
+def test_an_id_is_accepted_iff_a_json_integer_from_1_to_max_id(field: str, value: str) -> None:
+    """`value` is the JSON text put in the body."""
+    values = {k: v for k, v in BASE_PAYMENT.items() if k not in (field, "amount")}
+    body = json.dumps(values)[:-1] + f', "{field}": {value}, "amount": 25.00}}'
+    expected = value.lstrip("-").isdigit() and 1 <= int(value) <= MAX_ID
+    assert _accepted(body.encode()) == expected, body
 
 
 # --- nothing of the card in a 422 ------------------------------------------------------------
