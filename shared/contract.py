@@ -50,8 +50,8 @@ ShortText = Annotated[str, StringConstraints(max_length=100)]
 LongText = Annotated[str, StringConstraints(max_length=255)]
 
 MAX_CREDENTIAL_FIELDS = 16
-CredentialName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-# Not trimmed: a secret's surrounding spaces are part of it.
+# Not trimmed: a secret's surrounding spaces are part of it, and a name is matched as sent.
+CredentialName = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=64)]
 CredentialValue = Annotated[str, StringConstraints(strip_whitespace=False, max_length=1024)] | StrictInt
 Credentials = Annotated[dict[CredentialName, CredentialValue], Field(max_length=MAX_CREDENTIAL_FIELDS)]
 

@@ -1,13 +1,16 @@
 """Schemathesis against the devhost on the simulator: docs/openapi.yaml and the service agree.
 
-Both operations, positive and negative generation, every phase schemathesis runs under pytest
-(explicit examples, coverage, fuzzing), checked for: no 5xx that is not documented as this
-service's answer, every response body conforming to its documented schema, every status documented.
+Both operations, positive and negative generation, every phase: explicit examples, coverage and
+fuzzing per operation, and stateful sequences that follow the spec's link from an approved payment
+to its refund. Checked for: no server error at all (no 500, and no 502/503 but the timeout card's
+documented 502), every response body conforming to its documented schema, every status documented.
 
-Positive bodies are steered towards the simulator account (gatewayTypeId 900, merchant 1001) for
-most cases, and refunds partly towards payments that exist, so that generated requests reach the
-gateway and its answers (approvals, voids, refunds, declines, 404/409) are checked too, not only
-the 4xx of the edge. Card numbers come from the `luhn-card` format registered below.
+The devhost has several merchant accounts: two simulator accounts, and one listed without a stored
+secret, which must answer 400 `merchant_account_not_configured`, never a retryable 503. Positive
+bodies are steered towards these accounts for most cases, and refunds partly towards payments that
+exist, so that generated requests reach the gateway and its answers (approvals, voids, refunds,
+declines, 404/409) are checked too, not only the 4xx of the edge. Card numbers come from the
+`luhn-card` format registered below.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from tests.devhost_process import devhost
 
 SIMULATOR_TYPE = 900
 SIMULATOR_ACCOUNT = 1001
+SECOND_SIMULATOR_ACCOUNT = 1002
+UNCONFIGURED_ACCOUNT = 1003
 POOL_SIZE = 60
 POOL_AMOUNT = "100000.00"
 MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "200"))
@@ -63,13 +68,18 @@ def luhn_cards(draw: st.DrawFn) -> str:
 schemathesis.openapi.format("luhn-card", luhn_cards())
 
 STATUSES: Counter[tuple[str, str, int]] = Counter()
+PHASES: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
 def live_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("schemathesis")
     credentials = tmp / "credentials.json"
-    credentials.write_text(json.dumps({str(SIMULATOR_ACCOUNT): {"gatewayTypeId": SIMULATOR_TYPE, "credentials": {}}}))
+    credentials.write_text(json.dumps({
+        str(SIMULATOR_ACCOUNT): {"gatewayTypeId": SIMULATOR_TYPE, "credentials": {}},
+        str(SECOND_SIMULATOR_ACCOUNT): {"gatewayTypeId": SIMULATOR_TYPE},
+        str(UNCONFIGURED_ACCOUNT): None,  # listed, but no secret stored: not configured
+    }))
     env = {
         "CREDENTIAL_SOURCE": "file",
         "LOCAL_CREDENTIALS_FILE": str(credentials),
@@ -110,10 +120,10 @@ def payment_pool(live_host: str) -> list[str]:
 # separately below; the base URL is given per call.
 schema = schemathesis.openapi.from_path(SPEC)
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=MAX_EXAMPLES)
-# 502 (outcome_unknown) and 503 (credentials cannot be loaded, gateway unreachable) are documented
-# answers with their own meaning; `_only_documented_5xx` below narrows them to the cases that may
-# give them here. A 500 is always a failure.
-schema.config.checks.not_a_server_error = NotAServerErrorConfig(expected_statuses=["2xx", "3xx", "4xx", "502", "503"])
+# 502 (outcome_unknown) is a documented answer with its own meaning; `_only_documented_5xx` below
+# narrows it to the one case that may give it here. A 500 or a 503 is always a failure: every
+# account's credentials are at hand and the simulator is in-process.
+schema.config.checks.not_a_server_error = NotAServerErrorConfig(expected_statuses=["2xx", "3xx", "4xx", "502"])
 
 
 def _plain_int(value: Any) -> bool:
@@ -143,7 +153,8 @@ def _steer(case: Any, pool: list[str]) -> None:
     """Point most bodies at the simulator account, keeping the rest of the generated data as is.
 
     Only bodies whose gateway fields are already valid integers are touched, so a negative case
-    stays negative. The choice hangs on the generated data, so Hypothesis replays it exactly.
+    stays negative. The choice hangs on the generated data, so Hypothesis replays it exactly. A
+    refund that follows the link from a payment keeps the payment's id and account.
     """
     body = case.body
     if not isinstance(body, dict):
@@ -154,27 +165,40 @@ def _steer(case: Any, pool: list[str]) -> None:
         return
     digest = zlib.crc32(json.dumps(body, sort_keys=True, default=str).encode())
     bucket = digest % 8
-    if bucket == 0:
+    linked = _follows_the_link(body, pool)
+    if bucket == 0 and not linked:
         return  # left as generated: unknown gateway types, unknown accounts
     _fresh_key(case, bucket)
     body["gatewayTypeId"] = SIMULATOR_TYPE
-    body["merchantAccountId"] = SIMULATOR_ACCOUNT
+    if linked:
+        body.pop("credentials", None)
+        return
+    body["merchantAccountId"] = {6: SECOND_SIMULATOR_ACCOUNT, 7: UNCONFIGURED_ACCOUNT}.get(bucket, SIMULATOR_ACCOUNT)
     body.pop("credentials", None)
-    if "paymentTransactionId" in body and isinstance(body["paymentTransactionId"], str) and bucket % 2:
+    if "paymentTransactionId" in body and isinstance(body["paymentTransactionId"], str) and bucket in (1, 3, 5):
         body["paymentTransactionId"] = pool[digest // 8 % len(pool)]
 
 
+def _follows_the_link(body: dict[str, Any], pool: list[str]) -> bool:
+    """A refund whose payment id and account came from an approved payment's answer."""
+    payment_id = body.get("paymentTransactionId")
+    return isinstance(payment_id, str) and payment_id.startswith("sim_") and payment_id not in pool
+
+
 def _only_documented_5xx(case: Any, response: Any) -> None:
-    """The simulator account's credentials are always there and the simulator is in-process, so a
-    503 may only be a merchant account without stored credentials, and a 502 only the timeout card."""
+    """Every account's credentials are at hand (or known to be missing) and the simulator is
+    in-process, so the only 5xx is the timeout card's 502; an account without a stored secret is
+    the caller's 400, never a 503 it would retry forever."""
+    body = case.body if isinstance(case.body, dict) else {}
+    if body.get("merchantAccountId") == UNCONFIGURED_ACCOUNT and response.status_code in (400, 503):
+        code = response.json()["detail"]["statusCode"]
+        if code in ("merchant_account_not_configured", "credentials_unavailable"):
+            assert response.status_code == 400 and code == "merchant_account_not_configured", response.text
+            assert "Retry-After" not in response.headers, response.text
     if response.status_code < 500:
         return
     detail = response.json()["detail"]
-    body = case.body if isinstance(case.body, dict) else {}
-    if response.status_code == 503:
-        assert detail["statusCode"] == "credentials_unavailable", response.text
-        assert body.get("merchantAccountId") != SIMULATOR_ACCOUNT, response.text
-    elif response.status_code == 502:
+    if response.status_code == 502:
         assert detail["statusCode"] == "outcome_unknown", response.text
         assert str(body.get("account", "")).strip() == TIMEOUT_CARD, response.text
     else:
@@ -237,6 +261,47 @@ def test_api_conforms_to_openapi(case: Any, live_host: str, payment_pool: list[s
     if case.meta.generation.mode is GenerationMode.POSITIVE:
         _positive_rejection_is_explained(case, response)
     STATUSES[(case.operation.method.upper(), str(case.meta.generation.mode), response.status_code)] += 1
+    PHASES[str(case.meta.phase.name)] += 1
+    if response.status_code == 400 and response.json()["detail"]["statusCode"] == "merchant_account_not_configured":
+        STATUSES[("any", "not configured", 400)] += 1
+
+
+STATEFUL_EXAMPLES = max(MAX_EXAMPLES // 4, 10)
+
+
+def test_stateful_payment_then_refund_of_it(live_host: str, payment_pool: list[str]) -> None:
+    """The stateful phase: sequences of calls where a refund follows the `RefundThisPayment` link
+    from an approved payment (its id and merchant account), checked like every other case."""
+    machine = schema.as_state_machine()
+
+    class PaymentsThenRefunds(machine):  # type: ignore[misc, valid-type]
+        def before_call(self, case: Any) -> None:
+            _steer(case, payment_pool)
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": live_host, "timeout": 15}
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+            _only_documented_5xx(case, response)
+            body = case.body if isinstance(case.body, dict) else {}
+            if _follows_the_link(body, payment_pool):
+                # The payment's own id at its own account: the gateway knows it. It answers a void,
+                # a refund, or 409 (a partial refund before settlement, a payment already voided).
+                assert response.status_code != 404, response.text
+                if response.status_code in (200, 409):
+                    PHASES[f"stateful linked refund {response.status_code}"] += 1
+            PHASES["stateful"] += 1
+
+    PaymentsThenRefunds.run(
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            deadline=None,
+            stateful_step_count=6,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    assert PHASES["stateful linked refund 200"] + PHASES["stateful linked refund 409"] >= 8, PHASES
 
 
 def test_the_devhost_serves_this_spec(live_host: str) -> None:
@@ -249,7 +314,10 @@ def test_generated_requests_reached_the_gateway() -> None:
     """The run above was not all 4xx at the edge: approvals and gateway answers were checked too."""
     if not STATUSES:
         pytest.skip("the schemathesis run did not happen in this session")
-    print(sorted(STATUSES.items()))
+    print(sorted(STATUSES.items()), sorted(PHASES.items()))
+    assert {"examples", "coverage", "fuzzing", "stateful"} <= set(PHASES), PHASES
+    assert PHASES["coverage"] >= 50, PHASES
+    assert STATUSES[("any", "not configured", 400)] >= 5, STATUSES
     assert STATUSES[("POST", "positive", 200)] >= 20, STATUSES
     assert STATUSES[("PATCH", "positive", 200)] >= 5, STATUSES
     assert any(status == 422 for (_, mode, status) in STATUSES if mode == "negative"), STATUSES
