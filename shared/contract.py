@@ -43,6 +43,10 @@ MAX_ID = 2**31 - 1
 from an id (a Table partition key holds at most 1 KiB) far from any storage limit."""
 
 Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+"""An id this service looks something up by (a gateway type, a merchant account)."""
+RecordedId = Annotated[StrictInt, Field(ge=0, le=MAX_ID)]
+"""An id this service only records (the university, the user). 0 stands for none: `tools.smoke`
+sends it so that its calls are not taken for a real user's."""
 CurrencyCode = Annotated[StrictInt, Field(ge=1, le=999)]
 """ISO 4217 numeric codes have three digits; the validators below narrow them to `CURRENCIES`."""
 
@@ -86,8 +90,8 @@ class BVMeta(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     transactionId: str
-    universityId: Id
-    userId: Id
+    universityId: RecordedId
+    userId: RecordedId
 
     @field_validator("transactionId")
     @classmethod
@@ -107,7 +111,7 @@ class _GatewayCall(BaseModel):
     gatewayTypeName: ShortText | None = None
     merchantAccountId: Id
     credentials: Credentials | None = Field(default=None, repr=False)
-    userId: Id
+    userId: RecordedId
 
 
 class PaymentBody(_GatewayCall):

@@ -223,6 +223,7 @@ def test_numeric_bounds_and_enums_match_the_model(operation_id: str) -> None:
         assert (_model_bound(spec_prop, "minimum"), _model_bound(spec_prop, "maximum")) == bounds, name
     for name in ("gatewayTypeId", "merchantAccountId", "userId"):
         assert _model_bound(_model_property(model, name), "maximum") == MAX_ID == 2**31 - 1
+    assert _model_bound(_model_property(model, "merchantAccountId"), "minimum") == 1
 
     amount = props["amount"]
     (amount_info,) = [a for a in get_args(Amount)[1:] if isinstance(a, FieldInfo)]
@@ -271,7 +272,7 @@ def test_bvmeta_parameter_matches_the_model() -> None:
         for bound in ("minimum", "maximum"):
             assert prop.get(bound) == model_prop.get(bound), (name, bound)
     university = schema["properties"]["universityId"]
-    assert (university["minimum"], university["maximum"]) == (1, MAX_ID)
+    assert (university["minimum"], university["maximum"]) == (0, MAX_ID)
 
 
 # Patterns: every string a spec pattern allows is accepted by the model (bar Luhn and today's date,

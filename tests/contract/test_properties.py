@@ -266,11 +266,14 @@ ID_FIELDS = ("gatewayTypeId", "merchantAccountId", "userId")
 @example(field="merchantAccountId", value=str(MAX_ID + 1))
 @example(field="merchantAccountId", value="1" + "0" * 1000)
 @example(field="userId", value="true")
-def test_an_id_is_accepted_iff_a_json_integer_from_1_to_max_id(field: str, value: str) -> None:
-    """`value` is the JSON text put in the body."""
+@example(field="userId", value="0")
+@example(field="merchantAccountId", value="0")
+def test_an_id_is_accepted_iff_a_json_integer_in_range(field: str, value: str) -> None:
+    """`value` is the JSON text put in the body. A user id may be 0 (none); ids looked up may not."""
     values = {k: v for k, v in BASE_PAYMENT.items() if k not in (field, "amount")}
     body = json.dumps(values)[:-1] + f', "{field}": {value}, "amount": 25.00}}'
-    expected = value.lstrip("-").isdigit() and 1 <= int(value) <= MAX_ID
+    lowest = 0 if field == "userId" else 1
+    expected = value.lstrip("-").isdigit() and lowest <= int(value) <= MAX_ID
     assert _accepted(body.encode()) == expected, body
 
 
