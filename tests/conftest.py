@@ -58,12 +58,14 @@ class LeakGuard:
 
 def card_numbers_in(text: str) -> list[str]:
     """Every card number in `text` as digits: 13-19 digits (any script's) passing Luhn, in one run
-    or in groups joined by anything but letters and digits (`4242.4242/4242_4242`, `[4242, 4242,
-    ...]`). Kept apart from `redact_card_numbers` on purpose, so that a bug there is caught here.
+    or in groups joined by one and the same separator of anything but letters and digits
+    (`4242.4242.4242.4242`, `4242/4242/...`, `4242_4242_...`, `[4242, 4242, ...]`). Kept apart
+    from `redact_card_numbers` on purpose, so that a bug there is caught here.
 
-    Two exceptions keep the guard quiet on what logs legitimately hold: two groups joined by one
-    point are a decimal number (a timestamp), whose fraction starts no card either; and a run glued
-    to a letter is part of an id (`sim_` + hex, base62), not a number someone typed.
+    What logs legitimately hold stays quiet: timestamps mix separators (`2026-12-03 15:23:14,482`);
+    two groups joined by one point are a decimal number, whose fraction starts no card either; a
+    run glued to a letter, or groups joined by `-`, `_`, `.` or `/` inside a token that holds a
+    letter, are part of an id, a host or a path (a UUID, `sim_` + hex), not a number someone typed.
     """
     groups = list(re.finditer(r"\d+", text))
     found = []
@@ -71,19 +73,34 @@ def card_numbers_in(text: str) -> list[str]:
         before = text[max(start.start() - 2, 0) : start.start()]
         if before[-1:].isalpha() or (before[-1:] == "." and before[:1].isdigit()):
             continue
-        digits = ""
+        digits, separator = "", ""
         for last in range(first, len(groups)):
-            if last > first and any(c.isalnum() for c in text[groups[last - 1].end() : groups[last].start()]):
-                break
+            if last > first:
+                between = text[groups[last - 1].end() : groups[last].start()]
+                if any(c.isalnum() for c in between) or (separator and between != separator):
+                    break
+                separator = between
             digits += "".join(str(int(c)) for c in groups[last].group())
             if len(digits) > 19:
                 break
             end = groups[last].end()
             glued = end < len(text) and text[end].isalpha()
-            decimal = last == first + 1 and text[groups[first].end() : groups[last].start()] == "."
-            if len(digits) >= 13 and not glued and not decimal and luhn_valid(digits):
+            decimal = last == first + 1 and separator == "."
+            if len(digits) >= 13 and not glued and not decimal and not _in_a_token_with_letters(
+                text, start.start(), end, separator
+            ) and luhn_valid(digits):
                 found.append(digits)
     return found
+
+
+def _in_a_token_with_letters(text: str, begin: int, end: int, separator: str) -> bool:
+    if separator not in ("-", "_", ".", "/"):
+        return False
+    while begin > 0 and (text[begin - 1].isalnum() or text[begin - 1] == separator):
+        begin -= 1
+    while end < len(text) and (text[end].isalnum() or text[end] == separator):
+        end += 1
+    return any(c.isalpha() for c in text[begin:end])
 
 
 @pytest.fixture(autouse=True)

@@ -77,6 +77,9 @@ def test_catches_a_card_number_in_the_audit_lines_free_text_fields() -> None:
     "line",
     [
         "updated_at 1764305362.0564644759",  # a decimal number, not a card written with dots
+        "2026-12-03 15:23:14,482 devhost listening on http://127.0.0.1:39915\n2026-12-03 15:23:14,482",
+        "transactionId e1ac20fc-4022-4057-9094-103412345678 and 2b8a6f39-1220-4a95-9302-120020403155",
+        "GET /inquire/1234567890123/496160873888 and v1.2026.1203.1523",
         "paymentTransactionId sim_4788250000121443ab and sim_ab4788250000121443",  # digits inside an id
         "4788.2500.0012.1442",  # fails Luhn
         '{"universityId": 7, "userId": 42, "amount": "25.00", "currencyType": 840}',

@@ -212,3 +212,17 @@ def test_an_approval_message_echoing_a_card_number_is_redacted_in_the_answer_and
     record = runtime.service().idempotency.get(f"payment:1001:{meta['transactionId']}")
     assert record is not None and record.body is not None
     assert "4242.4242" not in record.body and REMOVED in record.body
+
+
+@pytest.mark.usefixtures("simulator_service")
+def test_the_audit_line_keeps_the_transaction_id_whole(caplog: pytest.LogCaptureFixture) -> None:
+    # Its digit groups 022-4057-9094-103 read as a Luhn-valid 14-digit number, which a redactor of
+    # free text would remove; the key operations search by must stay whole.
+    from gateways.base import redact_card_numbers
+
+    key = "e1ac20fc-a022-4057-9094-103cf80ba14d"
+    assert redact_card_numbers(key) != key
+    caplog.set_level(logging.INFO, logger="paymentgateway.audit")
+    assert pay(payment_body(), new_meta(transactionId=key)).status == 200
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "paymentgateway.audit"]
+    assert json.loads(line)["transactionId"] == key
