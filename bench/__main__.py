@@ -10,7 +10,11 @@ In one run, against the CardConnect fake on loopback in its own process:
 - import time of each function module in a fresh interpreter, and which SDKs that import loads;
 - cold start: in 15 fresh interpreters, the import of `ProcessPayment` and the first payment, which
   builds the service (`bench/cold_start.py`), against the second (median, and the fastest run, which
-  is the least disturbed by other load on the machine);
+  is the least disturbed by other load on the machine); then in 7 more each with telemetry on, each
+  exporter sending to a closed port (OTLP; Azure Monitor's distro);
+- telemetry's per-call cost: the warm handler with the OpenTelemetry SDK recording every span and
+  metric (batched to an in-memory exporter, as a real exporter batches) against the handler with
+  telemetry off, interleaved;
 - memory growth (RSS) over 10,000 requests.
 
 Results go to stdout and to bench/results.json, keyed by the Python version (major.minor) that ran
@@ -46,8 +50,22 @@ TARGETS = {
     "thread_speedup": 12.0,
     "key_vault_reads_per_100": 0,
     "new_connections_per_100": 1,
+    "telemetry_per_call_ms": 2.0,
+    "telemetry_first_request_added_ms": 500.0,
 }
-LAZY_SDKS = ("azure.keyvault", "azure.data.tables", "azure.identity", "payload", "msal")
+LAZY_SDKS = ("azure.keyvault", "azure.data.tables", "azure.identity", "payload", "msal", "opentelemetry",
+             "azure.monitor")
+TELEMETRY_ENV: dict[str, dict[str, str]] = {
+    "off": {},
+    # Nothing listens on port 9: exports fail in the SDK's own threads, as with a collector that is down.
+    "otlp": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_EXPORTER_OTLP_TIMEOUT": "1"},
+    "azure_monitor": {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+            "InstrumentationKey=00000000-0000-4000-8000-000000000000;IngestionEndpoint=http://127.0.0.1:9/"
+        ),
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    },
+}
 
 
 @contextmanager
@@ -74,8 +92,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def in_memory_telemetry() -> Any:
+    """The OpenTelemetry SDK recording everything the service emits, spans batched off the request
+    path to an in-memory exporter (a network exporter's cost is in its own thread)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from shared.telemetry_otel import OpenTelemetry
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+    return OpenTelemetry(tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()]), "keyvault")
+
+
 class Bench:
-    def __init__(self, base_url: str, workdir: Path) -> None:
+    def __init__(self, base_url: str, workdir: Path, telemetry: Any = None) -> None:
         from shared import runtime
         from shared.credentials import CachedCredentialStore, format_secret
         from shared.factory import GatewayFactory
@@ -94,12 +128,17 @@ class Bench:
             cardconnect_url=base_url,
             idempotency_sqlite_path=workdir / "idempotency.sqlite",
         )
-        built = runtime.build_service(settings)
-        store = CachedCredentialStore(self.vault.client().load, settings.credential_cache_ttl_seconds)
+        from shared.telemetry import OFF
+
+        telemetry = telemetry or OFF
+        built = runtime.build_service(settings, telemetry=telemetry)
+        load = telemetry.observe_credential_reads(self.vault.client().load, "keyvault")
+        store = CachedCredentialStore(load, settings.credential_cache_ttl_seconds)
         self.service = PaymentService(
             settings, GatewayFactory(settings, store, built.factory._http), built.idempotency,
-            runtime.fingerprint_key_source(settings),
+            runtime.fingerprint_key_source(settings), telemetry=telemetry,
         )
+        self.runtime = runtime
         runtime.install(self.service)
         from ProcessPayment import main
 
@@ -122,9 +161,11 @@ class Bench:
         )
 
     def pay(self) -> int:
+        self.runtime.install(self.service)
         return self.main(self.request()).status_code
 
     def timed_pay(self, count: int) -> list[float]:
+        self.runtime.install(self.service)
         samples = []
         for _ in range(count):
             request = self.request()
@@ -200,19 +241,24 @@ def import_report() -> dict[str, Any]:
     return report
 
 
-def cold_start_report(base_url: str, workdir: Path, runs: int = 15) -> dict[str, dict[str, float]]:
+def cold_start_report(
+    base_url: str, workdir: Path, runs: int = 15, telemetry: str = "off"
+) -> dict[str, dict[str, float]]:
     """Median and fastest over fresh processes with the settings a new instance reads from its
-    environment (credentials from a file here; Key Vault in Azure, whose first read is not measured)."""
+    environment (credentials from a file here; Key Vault in Azure, whose first read is not measured),
+    telemetry configured as `TELEMETRY_ENV[telemetry]` says."""
     credentials = workdir / "cold-credentials.json"
     credentials.write_text(json.dumps({str(ACCOUNT): {
         "gatewayTypeId": 2, "credentials": {"username": USER, "password": PASSWORD, "merchantId": MERCHID},
     }}))
     samples: dict[str, list[float]] = {}
     for run in range(runs):
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "APPLICATIONINSIGHTS_"))}
         env = {
-            **os.environ, "CREDENTIAL_SOURCE": "file", "LOCAL_CREDENTIALS_FILE": str(credentials),
+            **inherited, "CREDENTIAL_SOURCE": "file", "LOCAL_CREDENTIALS_FILE": str(credentials),
             "CARDCONNECT_URL": base_url, "IDEMPOTENCY_STORE": "sqlite",
-            "IDEMPOTENCY_SQLITE_PATH": str(workdir / f"cold-{run}.sqlite"),
+            "IDEMPOTENCY_SQLITE_PATH": str(workdir / f"cold-{telemetry}-{run}.sqlite"),
+            **TELEMETRY_ENV[telemetry],
         }
         out = subprocess.run([sys.executable, "-m", "bench.cold_start"], cwd=ROOT, env=env,
                              capture_output=True, text=True, check=True)
@@ -230,13 +276,16 @@ def main() -> None:
     results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as workdir:
         with fake_gateway() as base_url:
+            observed = Bench(base_url, Path(workdir) / "observed", telemetry=in_memory_telemetry())
             bench = Bench(base_url, Path(workdir))
             direct = direct_caller(base_url)
             bench.timed_pay(50)
+            observed.timed_pay(50)
             timed(direct, 50)
-            handler, baseline = [], []
-            for _ in range(5):  # interleaved rounds so drift hits both sides alike
+            handler, baseline, with_telemetry = [], [], []
+            for _ in range(5):  # interleaved rounds so drift hits all sides alike
                 handler += bench.timed_pay(100)
+                with_telemetry += observed.timed_pay(100)
                 baseline += timed(direct, 100)
             results["latency_ms"] = {
                 "handler_p50": round(statistics.median(handler) * 1000, 3),
@@ -245,6 +294,12 @@ def main() -> None:
                 "direct_p99": round(percentile(baseline, 0.99) * 1000, 3),
             }
             results["median_ratio"] = round(statistics.median(handler) / statistics.median(baseline), 3)
+            results["telemetry"] = {
+                "handler_on_p50_ms": round(statistics.median(with_telemetry) * 1000, 3),
+                "handler_on_p99_ms": round(percentile(with_telemetry, 0.99) * 1000, 3),
+                "per_call_ms": round((statistics.median(with_telemetry) - statistics.median(handler)) * 1000, 3),
+            }
+            observed.service.telemetry.shutdown()
 
             reads, connections = bench.vault.reads(), bench.connections()
             timed(bench.pay, 100)
@@ -260,6 +315,12 @@ def main() -> None:
             results["memory_mb"] = {"after_1000": round(start_rss, 1), "after_10000": round(rss_mb(), 1),
                                     "growth": round(rss_mb() - start_rss, 1)}
             results["cold_start"] = cold_start_report(base_url, Path(workdir))
+            for exporter in ("otlp", "azure_monitor"):
+                cold = cold_start_report(base_url, Path(workdir), runs=7, telemetry=exporter)
+                results["telemetry"][f"cold_start_{exporter}"] = cold
+                results["telemetry"][f"first_request_added_ms_{exporter}"] = round(
+                    cold["first_request_ms"]["median"] - results["cold_start"]["first_request_ms"]["median"], 1
+                )
 
         with fake_gateway(delay=0.05) as slow_url:
             bench = Bench(slow_url, Path(workdir) / "slow")
@@ -277,6 +338,11 @@ def main() -> None:
         "new_connections_per_100": results["new_connections_per_100"] <= TARGETS["new_connections_per_100"],
         "lazy_imports": all(not m["lazy_sdks_loaded"] for m in results["imports"].values()),
         "memory_flat": results["memory_mb"]["growth"] <= 5.0,
+        "telemetry_per_call_ms": results["telemetry"]["per_call_ms"] <= TARGETS["telemetry_per_call_ms"],
+        "telemetry_first_request_added_ms": all(
+            results["telemetry"][f"first_request_added_ms_{exporter}"] <= TARGETS["telemetry_first_request_added_ms"]
+            for exporter in ("otlp", "azure_monitor")
+        ),
     }
     results["targets_met"] = checks
     path = ROOT / "bench" / "results.json"

@@ -232,9 +232,11 @@ class CardConnectGateway(Gateway):
 
     def _commit(self, method: str, path: str | tuple[str, ...], body: Body | None = None) -> Any:
         """`path`: an endpoint, or an endpoint and its path arguments (each encoded whole)."""
-        url = gateway_url(self.context.base_url, *((path,) if isinstance(path, str) else path))
+        segments = (path,) if isinstance(path, str) else path
+        url = gateway_url(self.context.base_url, *segments)
         reply = self.http.send(
-            method, url, auth=(self.credentials["username"], self.credentials["password"]), json=body
+            method, url, auth=(self.credentials["username"], self.credentials["password"]), json=body,
+            gateway=self.name, endpoint=segments[0],
         )
         if reply.status in (401, 403):
             raise CredentialsRejected(

@@ -63,6 +63,30 @@ Transcript = Callable[[str], None]
 prove a gateway's `scrub`. Never wire it to a log."""
 
 
+@dataclass(frozen=True)
+class GatewayCall:
+    """What the observer learns of one request: labels and numbers only. Never a URL path (CardConnect
+    paths carry the merchant id), a query, a header or a body."""
+
+    gateway: str
+    endpoint: str
+    """The endpoint kind the gateway file names (`auth`, `inquireByOrderid`, `transactions`)."""
+    method: str
+    host: str
+    status: int | None
+    """The gateway's HTTP status, or None when no answer came."""
+    outcome: str
+    """`answered`, `unknown` (may have been carried out), `unreachable` (not sent), `misconfigured`."""
+    started_ns: int
+    """Wall-clock start, nanoseconds since the epoch."""
+    duration_s: float
+
+
+Observer = Callable[[GatewayCall], None]
+"""Told of every request after it ends (telemetry). It runs on the request's thread; an error in it
+is logged and never changes the request's outcome."""
+
+
 HEADERS = MappingProxyType({"Accept": "application/json", "User-Agent": requests.utils.default_user_agent()})
 """The only headers every request starts with (read-only: shared by every merchant's requests)."""
 
@@ -103,11 +127,13 @@ class HttpPool:
         timeouts: Timeouts,
         *,
         transcript: Transcript | None = None,
+        observer: Observer | None = None,
         pool_maxsize: int = POOL_MAXSIZE,
         max_routes: int = MAX_ROUTES,
     ) -> None:
         self.timeouts = timeouts
         self.transcript = transcript
+        self.observer = observer
         self._pool_maxsize = pool_maxsize
         self._max_routes = max_routes
         self._routes: OrderedDict[str, _Route] = OrderedDict()
@@ -138,8 +164,11 @@ class HttpPool:
         auth: Auth,
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        gateway: str = "",
+        endpoint: str = "",
     ) -> HttpReply:
-        """Send one request and return the gateway's reply.
+        """Send one request and return the gateway's reply. `gateway` and `endpoint` label it for
+        the observer (the gateway's name, its endpoint kind); they never travel.
 
         Raises `GatewayUnreachable` when the request cannot have been sent (refused, DNS, connect
         timeout) and `OutcomeUnknown` when it may have been carried out but no usable answer came
@@ -148,6 +177,30 @@ class HttpPool:
         """
         route = self._route_for(url)
         prepared = requests.Request(method, url, headers=HEADERS, auth=auth, json=json, params=params).prepare()
+        if self.observer is None:
+            return self._exchange(route, prepared, method, url)
+        started_ns, started = time.time_ns(), time.perf_counter()
+        status: int | None = None
+        outcome = "unknown"
+        try:
+            reply = self._exchange(route, prepared, method, url)
+            status, outcome = reply.status, "answered"
+            return reply
+        except (OutcomeUnknown, GatewayUnreachable, GatewayMisconfigured) as error:
+            status = error.http_status
+            outcome = _outcome(error)
+            raise
+        finally:
+            call = GatewayCall(
+                gateway, endpoint, method, urlsplit(url).hostname or "", status, outcome, started_ns,
+                time.perf_counter() - started,
+            )
+            try:
+                self.observer(call)
+            except Exception as error:  # noqa: BLE001 - telemetry never changes a payment's outcome
+                log.warning("the HTTP observer failed: %s", type(error).__name__)
+
+    def _exchange(self, route: _Route, prepared: requests.PreparedRequest, method: str, url: str) -> HttpReply:
         host = urlsplit(url).netloc
         timeout = self._timeouts_left(method, host)
         started = time.monotonic()
@@ -231,6 +284,12 @@ class HttpPool:
             f"{prepared.method} {prepared.url}\n{_headers_text(prepared.headers.items())}\n\n{body}\n"
             f"--\n{response_text}\n"
         )
+
+
+def _outcome(error: OutcomeUnknown | GatewayUnreachable | GatewayMisconfigured) -> str:
+    if isinstance(error, OutcomeUnknown):
+        return "unknown"
+    return "unreachable" if isinstance(error, GatewayUnreachable) else "misconfigured"
 
 
 def gateway_url(base_url: str, *segments: str) -> str:

@@ -211,8 +211,12 @@ class PayloadGateway(Gateway):
         params: Mapping[str, str] | None = None,
     ) -> Body:
         """`path`: a collection, or a collection and an object id (each encoded whole)."""
-        url = gateway_url(self.context.base_url, *((path,) if isinstance(path, str) else path))
-        reply = self.http.send(method, url, auth=(self.credentials["apiKey"], ""), json=body, params=params)
+        segments = (path,) if isinstance(path, str) else path
+        url = gateway_url(self.context.base_url, *segments)
+        reply = self.http.send(
+            method, url, auth=(self.credentials["apiKey"], ""), json=body, params=params,
+            gateway=self.name, endpoint=segments[0],
+        )
         if 200 <= reply.status < 300:
             if not isinstance(reply.json, dict):
                 raise OutcomeUnknown(

@@ -188,6 +188,14 @@ def internal_failure() -> Failure:
     return Failure(500, "internal_error", "internal error", INTERNAL_ERROR_DETAIL)
 
 
+GATEWAY_FAILURE_CODES = frozenset({
+    "outcome_unknown", "gateway_unreachable", "credentials_rejected", "gateway_misconfigured",
+    "not_refundable", "transaction_not_found", "declined", "request_rejected", "gateway_error",
+})
+"""The `statusCode`s `_gateway_status` chooses for a gateway failure; any other `statusCode` beside an
+`errorCode` is the gateway's own code."""
+
+
 def _gateway_status(error: GatewayError) -> tuple[int, str, dict[str, str]]:
     """HTTP status, fallback statusCode and extra headers for a gateway failure."""
     retry = {"Retry-After": RETRY_AFTER_SECONDS}

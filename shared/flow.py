@@ -60,6 +60,7 @@ from shared.errors import (
 from shared.factory import GatewayFactory, require_currency
 from shared.idempotency import STORE_CALL_SECONDS, IdempotencyStore, Record, State, StoreUnavailable
 from shared.settings import Settings
+from shared.telemetry import OFF, Call, Telemetry
 
 logger = logging.getLogger("paymentgateway.flow")
 
@@ -264,6 +265,7 @@ class PaymentService:
         fingerprint_key: Callable[[], bytes],
         clock: Callable[[], float] = time.time,
         budget_seconds: float = REQUEST_BUDGET_SECONDS,
+        telemetry: Telemetry = OFF,
     ) -> None:
         self.settings = settings
         self.factory = factory
@@ -271,29 +273,33 @@ class PaymentService:
         self._fingerprint_key = fingerprint_key
         self._clock = clock
         self._budget_seconds = budget_seconds
+        self.telemetry = telemetry
 
     def handle(self, operation: Operation, headers: Mapping[str, str], body: bytes | None) -> Reply:
-        deadline = time.monotonic() + self._budget_seconds
-        raw_meta = header(headers, "BVMeta")
-        meta: BVMeta | None = None
-        request: PaymentBody | RefundBody | None = None
-        try:
-            meta = parse_meta(raw_meta)
-            model = PaymentBody if operation is Operation.PAYMENT else RefundBody
-            request = parse_body(model, body, {"max_amount": self.settings.max_amount})
-            assert request is not None
-            answer = self._execute(operation, meta, request, headers, deadline)
-        except ServiceError as error:
-            answer = Answer.failure(from_service_error(error), _merchant(request))
-        except StoreUnavailable as error:
-            # `_run` answers every fault after a gateway call itself: this one came before any.
-            logger.error("the idempotency store failed before any gateway call: %s", error)
-            answer = Answer.failure(from_store_fault(gateway_called=False), _merchant(request))
-        except Exception as error:  # noqa: BLE001 - every call is answered and audited, whatever failed
-            log_unexpected(error, operation)
-            answer = Answer.failure(internal_failure(), _merchant(request))
-        self._audit(meta, request, answer)
-        return _reply(answer, raw_meta)
+        with self.telemetry.call(operation.value) as call:
+            deadline = time.monotonic() + self._budget_seconds
+            raw_meta = header(headers, "BVMeta")
+            meta: BVMeta | None = None
+            request: PaymentBody | RefundBody | None = None
+            try:
+                meta = parse_meta(raw_meta)
+                model = PaymentBody if operation is Operation.PAYMENT else RefundBody
+                request = parse_body(model, body, {"max_amount": self.settings.max_amount})
+                assert request is not None
+                call.identify(gateway_type_id=request.gatewayTypeId, merchant_account_id=request.merchantAccountId)
+                answer = self._execute(operation, meta, request, headers, deadline, call)
+            except ServiceError as error:
+                answer = Answer.failure(from_service_error(error), _merchant(request))
+            except StoreUnavailable as error:
+                # `_run` answers every fault after a gateway call itself: this one came before any.
+                logger.error("the idempotency store failed before any gateway call: %s", error)
+                answer = Answer.failure(from_store_fault(gateway_called=False), _merchant(request))
+            except Exception as error:  # noqa: BLE001 - every call is answered and audited, whatever failed
+                log_unexpected(error, operation)
+                answer = Answer.failure(internal_failure(), _merchant(request))
+            self._audit(meta, request, answer)
+            call.answered(answer.status, answer.detail)
+            return _reply(answer, raw_meta)
 
     def _execute(
         self,
@@ -302,8 +308,10 @@ class PaymentService:
         request: PaymentBody | RefundBody,
         headers: Mapping[str, str],
         deadline: float,
+        call: Call,
     ) -> Answer:
         cls = self.factory.gateway_class(request.gatewayTypeId)
+        call.identify(gateway=cls.name)
         if isinstance(request, RefundBody) and not cls.is_transaction_id(request.paymentTransactionId):
             # Refused before anything else: the id would go into the gateway's URL path.
             raise NotATransactionId(f"paymentTransactionId is not a {cls.name} transaction id")
@@ -329,23 +337,27 @@ class PaymentService:
         reconcile = False
         if not claimed:
             if not hmac.compare_digest(record.fingerprint, fresh.fingerprint):
+                call.conflict("key_reused")
                 raise IdempotencyKeyReused(
                     "this transactionId or Idempotency-Key was already used for a different request"
                 )
             if record.state.final and record.body is not None and record.status is not None:
+                call.replayed()
                 return _replay(record)
             if record.reconciliation.get("step"):
                 # The reconciler has started reversing the earlier attempt's charge: only it knows
                 # what it did, and it stores the answer this retry will get.
+                call.conflict("reconciling")
                 raise RequestInProgress("reconciliation is settling the earlier attempt; retry later for its outcome")
             lease = self.settings.idempotency_lease_seconds
             lease_left = record.state is State.IN_PROGRESS and now - record.updated_at < lease
             taken = None if lease_left else self.idempotency.transition(record, state=State.IN_PROGRESS)
             if taken is None:
+                call.conflict("in_progress")
                 raise RequestInProgress("an identical request is being processed; retry shortly")
             # Unknown, or left in progress by an instance that died: find out before acting again.
             record, reconcile = taken, True
-        return self._run(operation, cls, request, record, order_id, reconcile, deadline)
+        return self._run(operation, cls, request, record, order_id, reconcile, deadline, call)
 
     def _run(
         self,
@@ -356,6 +368,7 @@ class PaymentService:
         order_id: str,
         reconcile: bool,
         deadline: float,
+        call: Call,
     ) -> Answer:
         merchant = request.merchantAccountId
         request_credentials = request.credentials if self.settings.allow_request_credentials else None
@@ -372,9 +385,11 @@ class PaymentService:
             raise
         try:
             result = self._call_gateway(
-                operation, cls, request, gateway, account, order_id, reconcile, gateway_deadline
+                operation, cls, request, gateway, account, order_id, reconcile, gateway_deadline, call
             )
         except GatewayError as error:
+            if isinstance(error, OutcomeUnknown):
+                call.unknown(error.code)
             answer = Answer.failure(from_gateway_error(error, _failure_detail(error)), merchant)
             return self._conclude(record, answer, _state_after(error), reconcile)
         except ServiceError as error:
@@ -382,6 +397,7 @@ class PaymentService:
             return self._conclude(record, Answer.failure(from_service_error(error), merchant), None, reconcile)
         except Exception as error:  # noqa: BLE001 - after a gateway call a fault is an unknown outcome
             log_unexpected(error, operation)
+            call.unknown("internal_error")
             return self._conclude(record, _unknown(merchant), State.UNKNOWN, reconcile)
         return self._conclude(record, Answer.success(result, merchant), State.COMPLETED, reconcile)
 
@@ -395,6 +411,7 @@ class PaymentService:
         order_id: str,
         reconcile: bool,
         deadline: float,
+        call: Call,
     ) -> GatewayResult:
         def act(target: Gateway) -> GatewayResult:
             if isinstance(request, PaymentBody):
@@ -424,6 +441,7 @@ class PaymentService:
         try:
             return act(gateway)
         except CredentialsRejected:
+            call.credentials_rejected()
             if request.credentials is not None:
                 # The caller's own credentials: theirs to fix; ours are not involved, so no re-read.
                 raise InvalidRequestCredentials(

@@ -105,21 +105,25 @@ def reconcile_unknown(service: PaymentService, now: float) -> list[Outcome]:
     budget = _taking_budget(settings)
     outcomes: list[Outcome] = []
     taken = 0
-    try:
-        for record in _due(store, settings, now):
-            if taken and time.monotonic() - started > budget:
-                # One record can take GATEWAY_CALLS_PER_RECORD gateway timeouts; the run must end
-                # (and purge) before the host's functionTimeout stops it.
-                logger.warning("reconciliation run out of time after %d records; the rest wait for the next run", taken)
-                break
-            taken += 1
-            outcome = _reconcile_one(service, record)
-            if outcome is not None:
-                outcomes.append(outcome)
-    except Exception as error:  # noqa: BLE001 - the listing failed: what was settled stays, the purge still runs
-        logger.error("reconciliation could not list the unknown records: %s", _reason(error))
-    finally:
-        _purge(store, now - settings.idempotency_retention_hours * 3600)
+    with service.telemetry.reconcile_run() as run:
+        try:
+            for record in _due(store, settings, now):
+                if taken and time.monotonic() - started > budget:
+                    # One record can take GATEWAY_CALLS_PER_RECORD gateway timeouts; the run must end
+                    # (and purge) before the host's functionTimeout stops it.
+                    logger.warning(
+                        "reconciliation run out of time after %d records; the rest wait for the next run", taken
+                    )
+                    break
+                taken += 1
+                outcome = _reconcile_one(service, record)
+                if outcome is not None:
+                    outcomes.append(outcome)
+        except Exception as error:  # noqa: BLE001 - the listing failed: what was settled stays, the purge still runs
+            logger.error("reconciliation could not list the unknown records: %s", _reason(error))
+        finally:
+            _purge(store, now - settings.idempotency_retention_hours * 3600)
+            run.finished(taken)
     return outcomes
 
 
@@ -211,6 +215,11 @@ def _reconcile_one(service: PaymentService, record: Record) -> Outcome | None:
         logger.error("reconciliation of %s failed in the store: %s", record.scope, _reason(error))
         return None
     _report(taken, outcome)
+    service.telemetry.reconciled(
+        operation=str(taken.context.get("operation")),
+        gateway_type_id=taken.context.get("gatewayTypeId"),
+        decision=outcome.decision.value,
+    )
     return outcome
 
 

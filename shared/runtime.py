@@ -24,6 +24,7 @@ from shared.factory import GatewayFactory
 from shared.flow import PaymentService
 from shared.idempotency import IdempotencyStore, SqliteIdempotencyStore
 from shared.settings import Settings, SettingsError
+from shared.telemetry import OFF, Telemetry, build_telemetry
 
 logger = logging.getLogger("paymentgateway.runtime")
 # The Azure SDKs log every request's URL and headers at INFO; the Functions worker logs INFO and
@@ -45,19 +46,20 @@ def build_vault(settings: Settings) -> KeyVaultSecrets | None:
     return KeyVaultSecrets.connect(settings.key_vault_url) if settings.key_vault_url else None
 
 
-def build_credentials(settings: Settings, vault: KeyVaultSecrets | None) -> CredentialStore:
+def build_credentials(settings: Settings, vault: KeyVaultSecrets | None, telemetry: Telemetry = OFF) -> CredentialStore:
     if settings.credential_source == "keyvault":
         assert vault is not None  # Settings refuses keyvault without KEY_VAULT_URL
-        return CachedCredentialStore(vault.load, settings.credential_cache_ttl_seconds)
-    return FileCredentialStore(settings.local_credentials_file)
+        load = telemetry.observe_credential_reads(vault.load, "keyvault")
+        return CachedCredentialStore(load, settings.credential_cache_ttl_seconds)
+    return telemetry.observe_credentials(FileCredentialStore(settings.local_credentials_file), "file")
 
 
-def build_idempotency(settings: Settings) -> IdempotencyStore:
+def build_idempotency(settings: Settings, telemetry: Telemetry = OFF) -> IdempotencyStore:
     if settings.idempotency_store == "table":
         from shared.table_store import TableIdempotencyStore
 
-        return TableIdempotencyStore.from_settings(settings)
-    return SqliteIdempotencyStore(settings.idempotency_sqlite_path)
+        return telemetry.observe_store(TableIdempotencyStore.from_settings(settings), "table")
+    return telemetry.observe_store(SqliteIdempotencyStore(settings.idempotency_sqlite_path), "sqlite")
 
 
 def fingerprint_key_source(settings: Settings, vault: KeyVaultSecrets | None = None) -> Callable[[], bytes]:
@@ -86,11 +88,22 @@ def fingerprint_key_source(settings: Settings, vault: KeyVaultSecrets | None = N
     raise SettingsError("IDEMPOTENCY_HMAC_KEY or IDEMPOTENCY_HMAC_SECRET_NAME must be set for the table store")
 
 
-def build_service(settings: Settings) -> PaymentService:
-    http = HttpPool(Timeouts(settings.gateway_connect_timeout_seconds, settings.gateway_timeout_seconds))
+def build_service(settings: Settings, telemetry: Telemetry | None = None) -> PaymentService:
+    """The service `settings` describe; `telemetry` defaults to what the settings configure."""
+    telemetry = build_telemetry(settings) if telemetry is None else telemetry
+    http = HttpPool(
+        Timeouts(settings.gateway_connect_timeout_seconds, settings.gateway_timeout_seconds),
+        observer=telemetry.http_observer(),
+    )
     vault = build_vault(settings)
-    factory = GatewayFactory(settings, build_credentials(settings, vault), http)
-    return PaymentService(settings, factory, build_idempotency(settings), fingerprint_key_source(settings, vault))
+    factory = GatewayFactory(settings, build_credentials(settings, vault, telemetry), http)
+    return PaymentService(
+        settings,
+        factory,
+        build_idempotency(settings, telemetry),
+        fingerprint_key_source(settings, vault),
+        telemetry=telemetry,
+    )
 
 
 def service() -> PaymentService:

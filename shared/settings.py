@@ -116,6 +116,13 @@ def _cardconnect_url(env: Mapping[str, str]) -> str:
     return "https://fts-uat.cardconnect.com/cardconnect/rest"
 
 
+def _otlp_endpoint(env: Mapping[str, str]) -> str:
+    endpoint = (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip().rstrip("/")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise SettingsError("OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL")
+    return endpoint
+
+
 @dataclass(frozen=True)
 class Settings:
     credential_source: Literal["keyvault", "file"] = "file"
@@ -148,6 +155,20 @@ class Settings:
     # An attempt each RECONCILE_AFTER_SECONDS (on the 5-minute timer): 2-3 hours of gateway trouble
     # before an operator is asked to settle the record by hand.
     reconcile_max_attempts: int = 12
+    telemetry_enabled: bool = True
+    applicationinsights_connection_string: str = field(default="", repr=False)
+    applicationinsights_authentication_string: str = field(default="", repr=False)
+    otel_exporter_otlp_endpoint: str = ""
+
+    @property
+    def telemetry_exporter(self) -> Literal["azure_monitor", "otlp", "off"]:
+        """Where telemetry goes: Application Insights wins over OTLP; neither (or TELEMETRY_ENABLED
+        false) means none at all."""
+        if not self.telemetry_enabled:
+            return "off"
+        if self.applicationinsights_connection_string:
+            return "azure_monitor"
+        return "otlp" if self.otel_exporter_otlp_endpoint else "off"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -196,4 +217,10 @@ class Settings:
             gateway_connect_timeout_seconds=_float(env, "GATEWAY_CONNECT_TIMEOUT_SECONDS", 5.0),
             gateway_timeout_seconds=_float(env, "GATEWAY_TIMEOUT_SECONDS", 40.0),
             max_amount=_decimal(env, "MAX_PAYMENT_AMOUNT", "100000.00"),
+            telemetry_enabled=_bool(env, "TELEMETRY_ENABLED", True),
+            applicationinsights_connection_string=(env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or "").strip(),
+            applicationinsights_authentication_string=(
+                env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING") or ""
+            ).strip(),
+            otel_exporter_otlp_endpoint=_otlp_endpoint(env),
         )

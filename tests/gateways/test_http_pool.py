@@ -13,6 +13,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 from gateways.base import GatewayUnreachable, OutcomeUnknown, RequestRejected, luhn_valid
 from gateways.http import (
     FILTERED,
+    GatewayCall,
     HttpPool,
     InsecureUrlError,
     _classify,
@@ -113,6 +114,40 @@ def test_transcript_hook_sees_the_real_exchange(cc_fake: CardConnectFake) -> Non
     [text] = seen
     assert text.startswith(f"PUT {cc_fake.base_url}/auth\n")
     assert "Authorization: Basic " in text and '"merchid": "800000000001"' in text and "HTTP 200" in text
+
+
+def test_the_observer_is_told_each_request_by_its_labels_never_its_path(cc_fake: CardConnectFake) -> None:
+    seen: list[GatewayCall] = []
+    pool = HttpPool(TIMEOUTS, observer=seen.append)
+    url = f"{cc_fake.base_url}/inquireMerchant/{CC_MID}"
+    pool.send("GET", url, auth=CC_MERCHANTS[CC_MID], gateway="CardConnect", endpoint="inquireMerchant")
+    cc_fake.set_fault("http500")
+    with pytest.raises(OutcomeUnknown):
+        pool.send("GET", url, auth=CC_MERCHANTS[CC_MID], gateway="CardConnect", endpoint="inquireMerchant")
+    with pytest.raises(GatewayUnreachable):
+        pool.send("POST", unused_local_url() + "/auth", auth=("u", "p"), json={}, gateway="CardConnect",
+                  endpoint="auth")
+    answered, failed, refused = seen
+    assert (answered.gateway, answered.endpoint, answered.method, answered.host) == (
+        "CardConnect", "inquireMerchant", "GET", "127.0.0.1",
+    )
+    assert (answered.status, answered.outcome) == (200, "answered")
+    assert (failed.status, failed.outcome) == (500, "unknown")
+    assert (refused.status, refused.outcome, refused.method) == (None, "unreachable", "POST")
+    assert all(call.duration_s >= 0 and call.started_ns > 0 for call in seen)
+    assert not any(CC_MID in repr(call) for call in seen)
+
+
+def test_a_failing_observer_never_changes_the_answer(
+    cc_fake: CardConnectFake, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(call: GatewayCall) -> None:
+        raise RuntimeError("exporter down")
+
+    pool = HttpPool(TIMEOUTS, observer=broken)
+    reply = pool.send("GET", f"{cc_fake.base_url}/inquireMerchant/{CC_MID}", auth=CC_MERCHANTS[CC_MID])
+    assert reply.status == 200
+    assert "the HTTP observer failed: RuntimeError" in caplog.text
 
 
 def test_scrub_transcript_filters_headers_fields_forms_and_stray_card_numbers() -> None:
