@@ -30,6 +30,7 @@ from gateways.base import GatewayError, StandardError
 from shared import runtime
 from shared.errors import GATEWAY_FAILURE_CODES, from_gateway_error
 from shared.flow import PaymentService
+from shared.idempotency import State, StoreUnavailable
 from shared.reconcile import Decision, reconcile_unknown
 from shared.settings import Settings, SettingsError
 from shared.telemetry import OFF, build_telemetry
@@ -281,6 +282,33 @@ def test_an_unknown_outcome_is_counted_with_its_reason_and_the_gateway_span_fail
         "paymentgateway.outcome.unknown", operation="payment", gateway="CardConnect", reason="no_response"
     ) == 1
     assert world.exported.count("paymentgateway.gateway.duration", gateway__endpoint="auth", outcome="unknown") == 1
+
+
+def test_an_outcome_the_store_could_not_record_is_unknown_with_its_own_reason(world: World) -> None:
+    class LosesCompletions:
+        """The store as it fails after the gateway answered: the claim works, recording fails."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def transition(self, current: Any, **changes: Any) -> Any:
+            if changes.get("state") is State.COMPLETED:
+                raise StoreUnavailable("sqlite: OperationalError")
+            return self.inner.transition(current, **changes)
+
+    service = world.service
+    runtime.install(PaymentService(service.settings, service.factory, LosesCompletions(service.idempotency),
+                                   lambda: b"k", telemetry=service.telemetry))
+    lost = pay(cc_payment(amount=7))
+    assert (lost.status, lost.detail["statusCode"]) == (502, "outcome_unknown")
+    assert (only(world.exported.named("gateway auth")).attributes or {})["status_code"] == 200
+    assert world.exported.count(
+        "paymentgateway.outcome.unknown", operation="payment", gateway="CardConnect", reason="unrecorded"
+    ) == 1
+    assert world.exported.count("paymentgateway.calls", outcome="unknown", status_code=502) == 1
 
 
 def test_a_reconciler_run_is_a_span_with_its_actions_counted(world: World) -> None:
