@@ -355,12 +355,27 @@ def test_a_record_reconciliation_cannot_settle_is_counted_as_needs_attention(wor
 
 def test_credentials_missing_or_refused_are_counted_as_failures(world: World, tmp_path: Path) -> None:
     missing = pay(cc_payment(merchantAccountId=9999))
-    assert (missing.status, missing.detail["statusCode"]) == (503, "credentials_unavailable")
+    assert (missing.status, missing.detail["statusCode"]) == (400, "merchant_account_not_configured")
     assert world.exported.count("paymentgateway.credential.reads", store="file", outcome="not_found") == 1
     assert world.exported.count("paymentgateway.credential.failures", store="file", reason="not_found") == 1
     call = only(world.exported.named("payment"))
-    assert call.status.status_code is StatusCode.ERROR
-    assert (call.attributes or {})["outcome"] == "error"
+    attributes = call.attributes or {}
+    assert (attributes["outcome"], attributes["error.code"]) == ("rejected", "merchant_account_not_configured")
+
+    world.service.settings.local_credentials_file.write_text(
+        json.dumps({str(CC_ACCOUNT): {"gatewayTypeId": 2, "credentials": "not an object"}})
+    )
+    unreadable = pay(cc_payment())
+    assert (unreadable.status, unreadable.detail["statusCode"]) == (503, "credentials_malformed")
+    assert world.exported.count("paymentgateway.credential.failures", store="file", reason="malformed") == 1
+    failed = only(world.exported.named("payment")[1:])
+    assert failed.status.status_code is StatusCode.ERROR
+    assert ((failed.attributes or {})["outcome"], (failed.attributes or {})["error.code"]) == (
+        "error", "credentials_malformed",
+    )
+    write_credentials(
+        world.service.settings.local_credentials_file, {CC_ACCOUNT: {"gatewayTypeId": 2, "credentials": CC_CREDENTIALS}}
+    )
 
     world.cc.merchants[CC_MID] = (CC_USER, "rotated-password")
     refused = pay(cc_payment())
@@ -454,7 +469,7 @@ def test_settings_choose_the_exporter() -> None:
 def test_the_entra_credential_follows_the_authentication_string() -> None:
     assert _entra_credential("") is None
     assert _entra_credential("Authorization=Key") is None
-    user_assigned = _entra_credential("ClientId=11111111-2222-3333-4444-555555555555;Authorization=AAD")
+    user_assigned = _entra_credential("ClientId=0f8fad5b-d9cb-469f-a165-70867728950e;Authorization=AAD")
     assert type(user_assigned).__name__ == "ManagedIdentityCredential"
     assert type(_entra_credential("Authorization=AAD")).__name__ == "ManagedIdentityCredential"
 
