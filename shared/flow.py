@@ -156,12 +156,29 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+LONGEST_JSON_INTEGER = 100
+"""Digits past which no field of the contract can take an integer (ids end at 10 digits, a card
+number at 19)."""
+OUT_OF_EVERY_RANGE = int("1" + "0" * LONGEST_JSON_INTEGER)
+
+
+def _json_int(text: str) -> int:
+    # Python refuses to convert an integer of more than 4300 digits (a ValueError, which would read
+    # as "not valid JSON"). One this long is out of every field's range, so it becomes another
+    # integer out of range with the same sign, and the field's own bound refuses it by name.
+    if len(text) <= LONGEST_JSON_INTEGER:
+        return int(text)
+    return -OUT_OF_EVERY_RANGE if text.startswith("-") else OUT_OF_EVERY_RANGE
+
+
 def parse_body(model: type[BaseModel], body: bytes | None, context: Mapping[str, Any]) -> Any:
     if not body:
         raise InvalidRequest("Request body is missing", errors=[{"field": "body", "message": "required"}])
     try:
         # Decimal from the JSON text itself: an amount never passes through a binary float.
-        document = json.loads(body.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant)
+        document = json.loads(
+            body.decode("utf-8"), parse_float=Decimal, parse_int=_json_int, parse_constant=_reject_constant
+        )
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest(
             "Request body is not valid JSON", errors=[{"field": "body", "message": "not valid JSON"}]
