@@ -373,6 +373,15 @@ def test_credentials_missing_or_refused_are_counted_as_failures(world: World, tm
     assert ((failed.attributes or {})["outcome"], (failed.attributes or {})["error.code"]) == (
         "error", "credentials_malformed",
     )
+    # A secret that parses but lacks a field is found only when the gateway is built, after the read
+    # counted ok: the credential-failures alert reads it from the calls counter's error.code.
+    incomplete = {key: value for key, value in CC_CREDENTIALS.items() if key != "password"}
+    write_credentials(
+        world.service.settings.local_credentials_file, {CC_ACCOUNT: {"gatewayTypeId": 2, "credentials": incomplete}}
+    )
+    lacking = pay(cc_payment())
+    assert (lacking.status, lacking.detail["statusCode"]) == (503, "credentials_malformed")
+    assert world.exported.count("paymentgateway.calls", outcome="error", **{"error__code": "credentials_malformed"}) == 2
     write_credentials(
         world.service.settings.local_credentials_file, {CC_ACCOUNT: {"gatewayTypeId": 2, "credentials": CC_CREDENTIALS}}
     )
