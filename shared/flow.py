@@ -35,6 +35,7 @@ from gateways.base import (
     RefundRequest,
     RequestRejected,
     SaleRequest,
+    redact_card_numbers,
 )
 from shared import audit
 from shared.approval import approved_in_full
@@ -216,11 +217,15 @@ def _field_errors(error: ValidationError, prefix: str = "") -> list[dict[str, st
 
 def canonical_key(key: str) -> str:
     """The one spelling of an idempotency key. A UUID in any of its spellings (upper case, braces,
-    bare hex, `urn:uuid:`) is one key; anything else is kept exactly as sent."""
+    bare hex, `urn:uuid:`) is one key; anything else is kept exactly as sent, unless it holds a card
+    number: the key is stored in the record's scope, and no stored record may hold a PAN."""
     try:
         return str(uuid.UUID(key))
     except ValueError:
-        return key
+        pass
+    if redact_card_numbers(key) != key:
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
 
 
 def request_identity(operation: Operation, request: PaymentBody | RefundBody) -> bytes:

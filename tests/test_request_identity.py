@@ -95,6 +95,21 @@ def test_five_spellings_of_one_uuid_charge_once(
     assert store.get(f"payment:{SIMULATOR_ACCOUNT}:{key}") is not None
 
 
+def test_a_card_number_sent_as_the_key_is_never_stored(
+    service: PaymentService, spy: GatewaySpy, store: IdempotencyStore
+) -> None:
+    # A careless client may put the card number in the key; the key is stored in the record's scope.
+    key = f"4111 1111 1111 1111 {uuid.uuid4().hex[:8]}"  # unique: the simulator outlives each store's run
+    first = pay(payment_body(), new_meta(), headers={"Idempotency-Key": key})
+    again = pay(payment_body(), new_meta(), headers={"Idempotency-Key": key})
+    assert (first.status, again.status, again.headers.get("Idempotent-Replayed")) == (200, 200, "true")
+    assert spy.calls["process_payment"] == 1
+    assert store.get(f"payment:{SIMULATOR_ACCOUNT}:{key}") is None
+    stored = store.get(f"payment:{SIMULATOR_ACCOUNT}:{canonical_key(key)}")
+    assert stored is not None and "4111" not in stored.scope
+    assert canonical_key(key) == canonical_key(key) != canonical_key("4111 1111 1111 1112")
+
+
 # -- the fingerprint ----------------------------------------------------------------------------
 
 

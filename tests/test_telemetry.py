@@ -381,7 +381,8 @@ def test_credentials_missing_or_refused_are_counted_as_failures(world: World, tm
     )
     lacking = pay(cc_payment())
     assert (lacking.status, lacking.detail["statusCode"]) == (503, "credentials_malformed")
-    assert world.exported.count("paymentgateway.calls", outcome="error", **{"error__code": "credentials_malformed"}) == 2
+    malformed_calls = {"error__code": "credentials_malformed"}
+    assert world.exported.count("paymentgateway.calls", outcome="error", **malformed_calls) == 2
     write_credentials(
         world.service.settings.local_credentials_file, {CC_ACCOUNT: {"gatewayTypeId": 2, "credentials": CC_CREDENTIALS}}
     )
