@@ -38,6 +38,15 @@ def test_leaves_non_cards_alone() -> None:
     assert guard.leaks() == []
 
 
+
+def test_a_watched_expiry_spelled_by_a_uuids_group_is_not_a_leak() -> None:
+    in_an_id = guard_with('{"transactionId": "500de511-1239-4e1f-9a3b-0c5d2f7e8a91"}')
+    in_an_id.watch("1239")
+    assert in_an_id.leaks() == []
+    bare = guard_with('{"transactionId": "500de511-1239-4e1f-9a3b-0c5d2f7e8a91"}', "expiry 1239 logged")
+    bare.watch("1239")
+    assert bare.leaks() == ["<sensitive value of length 4>"]
+
 def test_the_expiry_is_watched_also_as_gateways_write_it_and_responses_are_checked(
     leak_guard: LeakGuard,
 ) -> None:
