@@ -7,7 +7,6 @@ message may quote a gateway's answer); a failed span carries the exception's typ
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import time
@@ -23,8 +22,6 @@ from shared.credentials import AccountNotFound, CredentialStore, MalformedSecret
 from shared.idempotency import IdempotencyStore, Record, State
 from shared.settings import Settings
 from shared.telemetry import Call, Run, Telemetry, error_code, gateway_name, outcome
-
-logger = logging.getLogger("paymentgateway.telemetry")
 
 SCOPE = "paymentgateway"
 METHODS = {"payment": "POST", "refund": "PATCH"}
