@@ -8,127 +8,20 @@ what each of those means for the caller.
 
 from __future__ import annotations
 
-import enum
 import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from gateways.cards import redact_card_numbers
+from gateways.errors import GatewayError
 
 if TYPE_CHECKING:
     from gateways.http import HttpPool
     from shared.settings import Settings
-
-
-CENT = Decimal("0.01")
-
-
-def luhn_valid(digits: str) -> bool:
-    """The card-number checksum; also how a digit run in text is recognised as a card number."""
-    if not (digits.isascii() and digits.isdigit()) or len(digits) < 2:
-        return False
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-_DIGITS = re.compile(r"\d+")  # any script's decimal digits: a card number in Arabic-Indic digits is one too
-CARD_DIGITS = range(13, 20)
-
-
-def redact_card_numbers(text: str, replacement: str = "[card number removed]") -> str:
-    """`text` with every card number replaced: 13 to 19 digits that pass Luhn, written in one run or
-    in groups joined by anything that is neither a letter nor a digit (spaces, dashes, dots,
-    slashes, underscores, commas, line breaks, in any number), as people type them.
-
-    Within a longer chain of numbers ("room 12, 4242 4242 4242 4242") each span of whole groups is
-    tried, so a card next to other numbers is still found. A group longer than 19 digits is not a
-    card. Digits that fail Luhn are left: every issued card number passes it, and removing every
-    13-19 digit span would also remove the dates, phone numbers and references in free text that
-    operations read (a mistyped card number is refused by the contract and the gateway anyway).
-    """
-    groups = list(_DIGITS.finditer(text))
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for index in range(1, len(groups) + 1):
-        if index == len(groups) or not _separator(text[groups[index - 1].end() : groups[index].start()]):
-            spans.extend(_card_spans(groups[start:index]))
-            start = index
-    for begin, end in reversed(_merged(spans)):
-        text = text[:begin] + replacement + text[end:]
-    return text
-
-
-def _separator(between: str) -> bool:
-    return not any(char.isalnum() for char in between)
-
-
-def _card_spans(chain: list[re.Match[str]]) -> list[tuple[int, int]]:
-    found = []
-    for first in range(len(chain)):
-        digits = ""
-        for last in range(first, len(chain)):
-            digits += "".join(str(int(char)) for char in chain[last].group())
-            if len(digits) > CARD_DIGITS.stop - 1:
-                break
-            if len(digits) in CARD_DIGITS and luhn_valid(digits):
-                found.append((chain[first].start(), chain[last].end()))
-    return found
-
-
-def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for begin, end in sorted(spans):
-        if merged and begin <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((begin, end))
-    return merged
-
-
-def whole_cents(amount: Decimal) -> Decimal:
-    """`amount` with exactly two places; anything but a positive whole number of cents is refused
-    before it can reach a gateway's wire."""
-    try:
-        exact = amount.is_finite() and amount > 0 and amount == amount.quantize(CENT)
-    except InvalidOperation:
-        exact = False
-    if not exact:
-        raise RequestRejected(f"amount {amount} is not a positive amount in cents", code="amount")
-    return amount.quantize(CENT)
-
-
-def answered_amount(value: object, gateway: str) -> Decimal:
-    """An amount from a gateway's answer, to the cent. One that is not a finite decimal (NaN, a
-    word, a list) means the answer is malformed: the gateway may have acted, so the outcome is
-    unknown, never a plain failure."""
-    try:
-        amount = Decimal(str(value))
-        if amount.is_finite():
-            return amount.quantize(CENT)
-    except (InvalidOperation, ValueError):
-        pass
-    raise OutcomeUnknown(f"{gateway} answered with an unreadable amount", code="unreadable_response", http_status=200)
-
-
-class StandardError(enum.StrEnum):
-    """The small closed set every gateway's own codes map into (the raw code travels alongside)."""
-
-    DECLINED = "declined"
-    INVALID_CARD = "invalid_card"
-    EXPIRED_CARD = "expired_card"
-    CVV_MISMATCH = "cvv_mismatch"
-    INSUFFICIENT_FUNDS = "insufficient_funds"
-    PROCESSING_ERROR = "processing_error"
-    CONFIG_ERROR = "config_error"
-    PARTIAL_APPROVAL = "partial_approval"
-    """The gateway approved less than asked (a prepaid card); the service voided it."""
 
 
 @dataclass(frozen=True)
@@ -209,77 +102,6 @@ class GatewayResult:
     message: str
     http_status: int | None
     amount: Decimal | None = None
-
-
-class GatewayError(Exception):
-    """A gateway did not do what was asked. Messages carry gateway codes and texts, never card data."""
-
-    standard: StandardError = StandardError.PROCESSING_ERROR
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str = "",
-        http_status: int | None = None,
-        standard: StandardError | None = None,
-        transaction_id: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.http_status = http_status
-        self.transaction_id = transaction_id
-        if standard is not None:
-            self.standard = standard
-
-
-class Declined(GatewayError):
-    """The gateway or the issuer refused the card; nothing was charged."""
-
-    standard = StandardError.DECLINED
-
-
-class RequestRejected(GatewayError):
-    """The gateway refused the request as malformed or not allowed; nothing was done."""
-
-
-class CredentialsRejected(GatewayError):
-    """The gateway did not accept the merchant's credentials (HTTP 401/403); nothing was done."""
-
-    standard = StandardError.CONFIG_ERROR
-
-
-class GatewayMisconfigured(GatewayError):
-    """The gateway (or a proxy on the way) says the endpoint we called does not exist or cannot be
-    called so: a wrong base URL, method or content type, a proxy wanting credentials. Our
-    configuration, not the caller's request; nothing was done, and a retry once it is fixed must
-    reach the gateway rather than replay this answer."""
-
-    standard = StandardError.CONFIG_ERROR
-
-
-class TransactionNotFound(GatewayError):
-    """The referenced transaction does not exist for this merchant."""
-
-
-class NotRefundable(GatewayError):
-    """The original payment's state forbids this refund now (already voided, partial before
-    settlement, ...). Nothing was done; the caller may try again later or differently."""
-
-
-class AlreadyVoided(NotRefundable):
-    """The payment has been voided already: nothing is left to refund."""
-
-
-class GatewayUnreachable(GatewayError):
-    """The request never reached the gateway (connection refused, DNS): safe to retry."""
-
-
-class OutcomeUnknown(GatewayError):
-    """The request may have reached the gateway and been carried out, but no usable answer came
-    back (read timeout, dropped connection, a 5xx, CardConnect respstat B). Never a plain failure:
-    the payment must be looked up before anything is retried."""
 
 
 @dataclass(frozen=True)

@@ -18,28 +18,28 @@ from typing import Any, ClassVar
 
 from gateways.base import (
     Action,
-    AlreadyVoided,
     BillingAddress,
     Card,
     CredentialField,
-    CredentialsRejected,
-    Declined,
     Gateway,
     GatewayContext,
+    GatewayResult,
+    RefundRequest,
+    SaleRequest,
+)
+from gateways.cards import answered_amount, luhn_valid, whole_cents
+from gateways.errors import (
+    AlreadyVoided,
+    CredentialsRejected,
+    Declined,
     GatewayError,
     GatewayMisconfigured,
-    GatewayResult,
     GatewayUnreachable,
     NotRefundable,
     OutcomeUnknown,
-    RefundRequest,
     RequestRejected,
-    SaleRequest,
     StandardError,
     TransactionNotFound,
-    answered_amount,
-    luhn_valid,
-    whole_cents,
 )
 from gateways.http import FILTERED, gateway_url, scrub_transcript
 from shared.settings import Settings

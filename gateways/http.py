@@ -32,13 +32,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from gateways.base import (
-    GatewayMisconfigured,
-    GatewayUnreachable,
-    OutcomeUnknown,
-    RequestRejected,
-    redact_card_numbers,
-)
+from gateways.cards import redact_card_numbers
+from gateways.errors import GatewayMisconfigured, GatewayUnreachable, OutcomeUnknown, RequestRejected
 
 log = logging.getLogger(__name__)
 

@@ -24,19 +24,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gateways.base import (
-    Action,
-    AlreadyVoided,
-    Declined,
-    Gateway,
-    GatewayResult,
-    OutcomeUnknown,
-    RefundRequest,
-    RequestRejected,
-    SaleRequest,
-    StandardError,
-    TransactionNotFound,
-)
+from gateways.base import Action, Gateway, GatewayResult, RefundRequest, SaleRequest
+from gateways.errors import AlreadyVoided, Declined, OutcomeUnknown, RequestRejected, StandardError, TransactionNotFound
 
 DECLINES: dict[str, tuple[str, str, StandardError]] = {
     "4000000000000002": ("card_declined", "Card declined", StandardError.DECLINED),

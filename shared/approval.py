@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from gateways.base import Declined, Gateway, GatewayError, GatewayResult, OutcomeUnknown, StandardError
+from gateways.base import Gateway, GatewayResult
+from gateways.errors import Declined, GatewayError, OutcomeUnknown, StandardError
 
 
 def approved_in_full(gateway: Gateway, result: GatewayResult, asked: Decimal) -> GatewayResult:

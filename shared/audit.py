@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gateways.base import redact_card_numbers
+from gateways.cards import redact_card_numbers
 from shared.contract import SERVICE_NAME
 
 logger = logging.getLogger("paymentgateway.audit")

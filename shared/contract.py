@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
 )
 
-from gateways.base import luhn_valid, redact_card_numbers
+from gateways.cards import luhn_valid, redact_card_numbers
 
 _MASKED_CARD = re.compile(r"[^0-9]*[0-9]{4}")
 

@@ -11,7 +11,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from gateways.base import (
+from gateways.errors import (
     CredentialsRejected,
     Declined,
     GatewayError,

@@ -22,21 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from gateways.base import (
-    AlreadyVoided,
-    BillingAddress,
-    Card,
-    CredentialsRejected,
-    Declined,
-    Gateway,
-    GatewayError,
-    GatewayResult,
-    OutcomeUnknown,
-    RefundRequest,
-    RequestRejected,
-    SaleRequest,
-    redact_card_numbers,
-)
+from gateways.base import BillingAddress, Card, Gateway, GatewayResult, RefundRequest, SaleRequest
+from gateways.cards import redact_card_numbers
+from gateways.errors import AlreadyVoided, CredentialsRejected, Declined, GatewayError, OutcomeUnknown, RequestRejected
 from shared import audit
 from shared.approval import approved_in_full
 from shared.contract import BVMeta, Detail, Envelope, PaymentBody, RefundBody

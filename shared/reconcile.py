@@ -28,7 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gateways.base import AlreadyVoided, Gateway, GatewayError, GatewayResult, RefundRequest, redact_card_numbers
+from gateways.base import Gateway, GatewayResult, RefundRequest
+from gateways.cards import redact_card_numbers
+from gateways.errors import AlreadyVoided, GatewayError
 from shared import audit
 from shared.errors import (
     NeedsAttention,

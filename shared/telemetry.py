@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gateways.base import StandardError
+from gateways.errors import StandardError
 from gateways.registry import gateway_type
 from shared.errors import GATEWAY_FAILURE_CODES
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateways.base import luhn_valid
+from gateways.cards import luhn_valid
 from shared import runtime
 from shared.flow import PaymentService
 from tests import support

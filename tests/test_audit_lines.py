@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateways.base import GatewayUnreachable
+from gateways.errors import GatewayUnreachable
 from gateways.simulator import SimulatorGateway
 from shared import runtime
 from shared.factory import GatewayFactory

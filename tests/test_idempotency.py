@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from gateways.base import OutcomeUnknown
+from gateways.errors import OutcomeUnknown
 from gateways.simulator import LEDGER, SimulatorGateway
 from shared import runtime
 from shared.contract import PaymentBody

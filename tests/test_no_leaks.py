@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from gateways.base import Card, GatewayError
+from gateways.base import Card
+from gateways.errors import GatewayError
 from shared import errors, runtime
 from shared.contract import PaymentBody
 from shared.credentials import MerchantAccount
@@ -99,7 +100,7 @@ def test_reprs_hide_secrets() -> None:
 
 @pytest.mark.usefixtures("simulator_service")
 def test_a_gateway_message_echoing_a_card_number_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateways.base import Declined
+    from gateways.errors import Declined
     from gateways.simulator import SimulatorGateway
 
     def echoing_decline(gateway: SimulatorGateway, sale: Any) -> Any:
@@ -137,7 +138,7 @@ REMOVED = "[card number removed]"
     ],
 )
 def test_a_card_number_with_any_separators_is_redacted(written: str) -> None:
-    from gateways.base import redact_card_numbers
+    from gateways.cards import redact_card_numbers
 
     for text in (written, f"pay with {written} please", f"order 12, card {written}.", f"card:{written}"):
         redacted = redact_card_numbers(text)
@@ -157,13 +158,13 @@ def test_a_card_number_with_any_separators_is_redacted(written: str) -> None:
     ],
 )
 def test_text_without_a_card_number_is_left_alone(text: str) -> None:
-    from gateways.base import redact_card_numbers
+    from gateways.cards import redact_card_numbers
 
     assert redact_card_numbers(text) == text
 
 
 def test_only_the_card_is_removed_from_a_longer_run_of_numbers() -> None:
-    from gateways.base import redact_card_numbers
+    from gateways.cards import redact_card_numbers
 
     redacted = redact_card_numbers("room 12, 4242 4242 4242 4242, 7 seats")
     assert redacted == f"room 12, {REMOVED}, 7 seats"
@@ -218,7 +219,7 @@ def test_an_approval_message_echoing_a_card_number_is_redacted_in_the_answer_and
 def test_the_audit_line_keeps_the_transaction_id_whole(caplog: pytest.LogCaptureFixture) -> None:
     # Its digit groups 022-4057-9094-103 read as a Luhn-valid 14-digit number, which a redactor of
     # free text would remove; the key operations search by must stay whole.
-    from gateways.base import redact_card_numbers
+    from gateways.cards import redact_card_numbers
 
     key = "e1ac20fc-a022-4057-9094-103cf80ba14d"
     assert redact_card_numbers(key) != key

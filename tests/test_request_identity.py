@@ -17,8 +17,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gateways.base import luhn_valid
 from gateways.cardconnect import ORDER_ID
+from gateways.cards import luhn_valid
 from gateways.payload import ORDER_NUMBER
 from shared.contract import PaymentBody
 from shared.flow import Operation, PaymentService, canonical_key, order_id_for, request_identity

@@ -255,7 +255,7 @@ def test_the_table_client_options_keep_one_call_under_the_stated_bound() -> None
 
 
 def test_a_gateway_call_is_cut_to_the_time_left(leak_guard: LeakGuard) -> None:
-    from gateways.base import GatewayUnreachable, OutcomeUnknown
+    from gateways.errors import GatewayUnreachable, OutcomeUnknown
     from gateways.http import HttpPool, Timeouts
 
     leak_guard.watch(CC_PASSWORD)

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gateways.base import GatewayError, StandardError
+from gateways.errors import GatewayError, StandardError
 from shared import runtime
 from shared.errors import GATEWAY_FAILURE_CODES, from_gateway_error
 from shared.flow import PaymentService

@@ -49,7 +49,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from gateways.base import CredentialsRejected, Gateway, GatewayError
+from gateways.base import Gateway
+from gateways.errors import CredentialsRejected, GatewayError
 from gateways.http import HttpPool, Timeouts
 from gateways.registry import gateway_type, gateway_types
 from shared.credentials import (

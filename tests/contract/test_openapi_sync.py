@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from gateways.base import GatewayError, StandardError
+from gateways.errors import GatewayError, StandardError
 from shared.contract import (
     CURRENCIES,
     MAX_ID,

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from gateways.base import luhn_valid
+from gateways.cards import luhn_valid
 from tests.fakes._server import COMMON_FAULTS, FakeServer, Fault, RecordedRequest, Reply, sent_values
 
 CENT = Decimal("0.01")

@@ -6,19 +6,19 @@ from decimal import Decimal
 
 import pytest
 
-from gateways.base import (
+from gateways.base import RefundRequest
+from gateways.cardconnect import CardConnectGateway
+from gateways.errors import (
     CredentialsRejected,
     Declined,
     GatewayMisconfigured,
     GatewayUnreachable,
     NotRefundable,
     OutcomeUnknown,
-    RefundRequest,
     RequestRejected,
     StandardError,
     TransactionNotFound,
 )
-from gateways.cardconnect import CardConnectGateway
 from gateways.http import HttpPool
 from tests.fakes import CardConnectFake, unused_local_url
 from tests.gateways.helpers import CC_MERCHANTS, CC_MID, basic, cardconnect, sale

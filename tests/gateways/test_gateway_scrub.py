@@ -11,8 +11,9 @@ from decimal import Decimal
 
 import pytest
 
-from gateways.base import Card, CredentialsRejected, Declined, Gateway, GatewayError, RefundRequest
+from gateways.base import Card, Gateway, RefundRequest
 from gateways.cardconnect import CardConnectGateway
+from gateways.errors import CredentialsRejected, Declined, GatewayError
 from gateways.http import HttpPool
 from gateways.payload import PayloadGateway
 from tests.fakes import CardConnectFake, PayloadFake

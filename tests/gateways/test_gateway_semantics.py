@@ -8,15 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from gateways.base import (
-    BillingAddress,
-    Declined,
-    NotRefundable,
-    OutcomeUnknown,
-    RefundRequest,
-    RequestRejected,
-    StandardError,
-)
+from gateways.base import BillingAddress, RefundRequest
+from gateways.errors import Declined, NotRefundable, OutcomeUnknown, RequestRejected, StandardError
 from gateways.http import HttpPool
 from tests.fakes import CardConnectFake, PayloadFake
 from tests.fakes.cardconnect import PREPAID_BALANCE, PREPAID_CARD

@@ -10,7 +10,8 @@ import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from gateways.base import GatewayUnreachable, OutcomeUnknown, RequestRejected, luhn_valid
+from gateways.cards import luhn_valid
+from gateways.errors import GatewayUnreachable, OutcomeUnknown, RequestRejected
 from gateways.http import (
     FILTERED,
     GatewayCall,

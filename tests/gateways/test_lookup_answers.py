@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateways.base import OutcomeUnknown
+from gateways.errors import OutcomeUnknown
 from gateways.http import HttpPool
 from tests.fakes import CardConnectFake, PayloadFake
 from tests.fakes._server import RecordedRequest, Reply

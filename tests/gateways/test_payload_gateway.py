@@ -6,13 +6,13 @@ from decimal import Decimal
 
 import pytest
 
-from gateways.base import (
+from gateways.base import RefundRequest
+from gateways.errors import (
     CredentialsRejected,
     Declined,
     GatewayUnreachable,
     NotRefundable,
     OutcomeUnknown,
-    RefundRequest,
     RequestRejected,
     StandardError,
     TransactionNotFound,

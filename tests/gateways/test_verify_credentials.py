@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateways.base import CredentialsRejected
+from gateways.errors import CredentialsRejected
 from gateways.http import HttpPool
 from tests.fakes import CardConnectFake, PayloadFake
 from tests.gateways.helpers import CC_MID, PL_KEY, cardconnect, payload

@@ -10,15 +10,8 @@ from typing import ClassVar
 
 import pytest
 
-from gateways.base import (
-    CredentialField,
-    CredentialsRejected,
-    Gateway,
-    GatewayResult,
-    GatewayUnreachable,
-    RefundRequest,
-    SaleRequest,
-)
+from gateways.base import CredentialField, Gateway, GatewayResult, RefundRequest, SaleRequest
+from gateways.errors import CredentialsRejected, GatewayUnreachable
 from gateways.registry import gateway_types
 from shared.credentials import SECRET_CONTENT_TYPE
 from shared.settings import Settings

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gateways.base import luhn_valid
+from gateways.cards import luhn_valid
 from gateways.simulator import DECLINES, TIMEOUT_CARD
 from tests.devhost_process import devhost, free_port
 from tools import smoke
