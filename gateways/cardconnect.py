@@ -30,10 +30,8 @@ from gateways.base import (
 from gateways.cards import answered_amount, luhn_valid, whole_cents
 from gateways.errors import (
     AlreadyVoided,
-    CredentialsRejected,
     Declined,
     GatewayError,
-    GatewayMisconfigured,
     GatewayUnreachable,
     NotRefundable,
     OutcomeUnknown,
@@ -53,6 +51,7 @@ ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~-]{0,49}")
 class CardConnectGateway(Gateway):
     type_id = 2
     name = "CardConnect"
+    url_setting = "CARDCONNECT_URL"
     credential_fields = (
         CredentialField("username", "Login", 1, aliases=("login",)),
         CredentialField("password", "Password", 2),
@@ -234,28 +233,12 @@ class CardConnectGateway(Gateway):
         """`path`: an endpoint, or an endpoint and its path arguments (each encoded whole)."""
         segments = (path,) if isinstance(path, str) else path
         url = gateway_url(self.context.base_url, *segments)
+        # CardConnect answers an unknown transaction with HTTP 200 and PPS 29, so a 404 is a path it
+        # does not serve (gateway reference §1.13): the pool's default, our base URL is wrong.
         reply = self.http.send(
             method, url, auth=(self.credentials["username"], self.credentials["password"]), json=body,
-            gateway=self.name, endpoint=segments[0],
+            gateway=self.name, endpoint=segments[0], url_setting=self.url_setting,
         )
-        if reply.status in (401, 403):
-            raise CredentialsRejected(
-                "CardConnect did not accept the merchant's credentials",
-                code=str(reply.status),
-                http_status=reply.status,
-            )
-        if reply.status == 429:
-            raise GatewayUnreachable(
-                "CardConnect rate limit reached; nothing was done", code="rate_limited", http_status=429
-            )
-        if reply.status == 404:
-            # CardConnect answers an unknown transaction with HTTP 200 and PPS 29; a 404 is a path
-            # it does not serve (gateway reference §1.13): our base URL is wrong.
-            raise GatewayMisconfigured(
-                "CardConnect has no such endpoint: check CARDCONNECT_URL; nothing was done",
-                code="404",
-                http_status=404,
-            )
         if reply.status >= 400:
             raise RequestRejected(
                 error_message_from(reply.json, reply.status), code=str(reply.status), http_status=reply.status

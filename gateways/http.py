@@ -7,6 +7,12 @@ Each request is prepared on its own with its merchant's credentials, and nothing
 Nothing is ever retried here, because a retried sale can charge twice; instead each failure is
 classified by whether the request can have reached the gateway (`GatewayUnreachable`: it cannot;
 `OutcomeUnknown`: it may have).
+
+The HTTP statuses that mean the same at every gateway are mapped here, once (`status_error`): 401/403
+credentials, 429 rate limit, 408/5xx unknown outcome, 404 and `CONFIGURATION_STATUSES` our
+configuration. A gateway whose wire gives a status its own meaning on some call passes `statuses`
+(Payload: 403/404 on an object path is a transaction it does not hold). Every other answer (2xx, the
+remaining 4xx) goes back to the gateway file to read.
 """
 
 from __future__ import annotations
@@ -33,7 +39,14 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from gateways.cards import redact_card_numbers
-from gateways.errors import GatewayMisconfigured, GatewayUnreachable, OutcomeUnknown, RequestRejected
+from gateways.errors import (
+    CredentialsRejected,
+    GatewayError,
+    GatewayMisconfigured,
+    GatewayUnreachable,
+    OutcomeUnknown,
+    RequestRejected,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +62,8 @@ practice and only guards against a misconfiguration that mints a new URL per req
 CONFIGURATION_STATUSES = frozenset({405, 406, 407, 410, 415})
 """Statuses that say how we call the gateway is wrong, whatever the request: method not allowed,
 an Accept or Content-Type it does not serve, a proxy wanting credentials, an endpoint retired. A 404
-means the same for a URL that names no object; each gateway decides that (Payload answers 404 for an
-unknown transaction too)."""
+means the same unless the call's `statuses` say otherwise (a URL naming an object the gateway may not
+hold)."""
 
 Auth = tuple[str, str]
 Transcript = Callable[[str], None]
@@ -113,6 +126,12 @@ class HttpReply:
     text: str
 
 
+StatusError = Callable[[HttpReply], GatewayError]
+"""Builds the error one status means on one call where the gateway's wire differs from `status_error`'s
+defaults, e.g. `{404: not_found}` for a URL naming a transaction."""
+NO_STATUSES: Mapping[int, StatusError] = MappingProxyType({})
+
+
 class HttpPool:
     """One connection pool per gateway base URL, shared by all merchants; credentials travel per
     request, and no state (cookies, headers, auth) is kept between requests."""
@@ -161,15 +180,35 @@ class HttpPool:
         params: Mapping[str, str] | None = None,
         gateway: str = "",
         endpoint: str = "",
+        url_setting: str = "",
+        statuses: Mapping[int, StatusError] = NO_STATUSES,
     ) -> HttpReply:
         """Send one request and return the gateway's reply. `gateway` and `endpoint` label it for
-        the observer (the gateway's name, its endpoint kind); they never travel.
+        the observer and for messages (the gateway's name, its endpoint kind); they never travel.
+        `url_setting` is the app setting that holds the gateway's URL, which a 404 names.
 
         Raises `GatewayUnreachable` when the request cannot have been sent (refused, DNS, connect
         timeout) and `OutcomeUnknown` when it may have been carried out but no usable answer came
         back (read timeout, dropped connection, HTTP 408 or 5xx, a 2xx that is not JSON), and
-        `GatewayMisconfigured` for the statuses in `CONFIGURATION_STATUSES`.
+        `GatewayMisconfigured` for the statuses in `CONFIGURATION_STATUSES`; then `statuses`' error
+        for the reply's status, or `status_error`'s.
         """
+        reply = self._observed(method, url, auth, json, params, gateway, endpoint)
+        error = status_error(reply, gateway or urlsplit(url).netloc, url_setting, statuses)
+        if error is not None:
+            raise error
+        return reply
+
+    def _observed(
+        self,
+        method: str,
+        url: str,
+        auth: Auth,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        gateway: str,
+        endpoint: str,
+    ) -> HttpReply:
         route = self._route_for(url)
         prepared = requests.Request(method, url, headers=HEADERS, auth=auth, json=json, params=params).prepare()
         if self.observer is None:
@@ -279,6 +318,33 @@ class HttpPool:
             f"{prepared.method} {prepared.url}\n{_headers_text(prepared.headers.items())}\n\n{body}\n"
             f"--\n{response_text}\n"
         )
+
+
+def status_error(
+    reply: HttpReply, gateway: str, url_setting: str = "", statuses: Mapping[int, StatusError] = NO_STATUSES
+) -> GatewayError | None:
+    """The error an answered status means at every gateway, unless `statuses` maps it; None for the
+    answers the gateway file reads itself."""
+    status = reply.status
+    special = statuses.get(status)
+    if special is not None:
+        return special(reply)
+    if status in (401, 403):
+        return CredentialsRejected(
+            f"{gateway} did not accept the merchant's credentials", code=str(status), http_status=status
+        )
+    if status == 429:
+        # Refused before anything was done: as safe to retry later as an unreachable host.
+        return GatewayUnreachable(
+            f"{gateway} rate limit reached; nothing was done", code="rate_limited", http_status=429
+        )
+    if status == 404:
+        # A path the gateway does not serve: our base URL is wrong, not the caller's request.
+        check = f"check {url_setting}" if url_setting else "check the gateway URL"
+        return GatewayMisconfigured(
+            f"{gateway} has no such endpoint: {check}; nothing was done", code="404", http_status=404
+        )
+    return None
 
 
 def _outcome(error: OutcomeUnknown | GatewayUnreachable | GatewayMisconfigured) -> str:

@@ -39,18 +39,15 @@ from gateways.base import (
 from gateways.cards import answered_amount, whole_cents
 from gateways.errors import (
     AlreadyVoided,
-    CredentialsRejected,
     Declined,
     GatewayError,
-    GatewayMisconfigured,
-    GatewayUnreachable,
     NotRefundable,
     OutcomeUnknown,
     RequestRejected,
     StandardError,
     TransactionNotFound,
 )
-from gateways.http import gateway_url, scrub_transcript
+from gateways.http import NO_STATUSES, HttpReply, StatusError, gateway_url, scrub_transcript
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +60,7 @@ ORDER_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~-]{0,63}")
 class PayloadGateway(Gateway):
     type_id = 1
     name = "Payload"
+    url_setting = "PAYLOAD_API_URL"
     credential_fields = (
         CredentialField("apiKey", "ApiKey", 1),
         CredentialField("processingId", "ProcessingId", 2),
@@ -214,9 +212,13 @@ class PayloadGateway(Gateway):
         """`path`: a collection, or a collection and an object id (each encoded whole)."""
         segments = (path,) if isinstance(path, str) else path
         url = gateway_url(self.context.base_url, *segments)
+        # 401: the key is wrong. 403 on a sale or search: the processing account we name is not the
+        # key's, so the stored apiKey and processingId do not belong together (the pool's default).
+        # On a path naming a transaction, 403 and 404 mean it is not this merchant's (`not_found`).
         reply = self.http.send(
             method, url, auth=(self.credentials["apiKey"], ""), json=body, params=params,
-            gateway=self.name, endpoint=segments[0],
+            gateway=self.name, endpoint=segments[0], url_setting=self.url_setting,
+            statuses=NO_STATUSES if isinstance(path, str) else OBJECT_STATUSES,
         )
         if 200 <= reply.status < 300:
             if not isinstance(reply.json, dict):
@@ -229,29 +231,6 @@ class PayloadGateway(Gateway):
         code, status = error_type or str(reply.status), reply.status
         if error_type == "TransactionDeclined" and isinstance(error.get("details"), dict):
             raise declined_from(error["details"], reply.status)
-        names_object = not isinstance(path, str)
-        if reply.status in (403, 404) and names_object:
-            # 403 is "outside this key's scope": another account's transaction, which for this
-            # merchant does not exist. The key itself is fine, so no credential refresh.
-            raise TransactionNotFound(
-                "Payload has no such transaction for this merchant", code="transaction_not_found", http_status=status
-            )
-        if reply.status in (401, 403):
-            # 401: the key is wrong. 403 on a sale or search: the processing account we name is not
-            # the key's, so the stored apiKey and processingId do not belong together.
-            raise CredentialsRejected(
-                "Payload did not accept the merchant's API key or processing id", code=code, http_status=status
-            )
-        if reply.status == 404:
-            # A collection (a sale, a refund, a search) always exists: our base URL is wrong.
-            raise GatewayMisconfigured(
-                "Payload has no such endpoint: check PAYLOAD_API_URL; nothing was done", code=code, http_status=status
-            )
-        if reply.status == 429:
-            # Payload refused before doing anything: as safe to retry later as an unreachable host.
-            raise GatewayUnreachable(
-                "Payload rate limit reached; nothing was done", code="rate_limited", http_status=429
-            )
         raise RequestRejected(error_message_from(error, status), code=code, http_status=status)
 
     def _completed(self, payment: Body) -> Body:
@@ -290,6 +269,18 @@ class PayloadGateway(Gateway):
             code="unexpected_status",
             http_status=200,
         )
+
+
+def not_found(reply: HttpReply) -> TransactionNotFound:
+    # 403 is "outside this key's scope": another account's transaction, which for this merchant does
+    # not exist. The key itself is fine, so no credential refresh.
+    return TransactionNotFound(
+        "Payload has no such transaction for this merchant", code="transaction_not_found", http_status=reply.status
+    )
+
+
+OBJECT_STATUSES: Mapping[int, StatusError] = {403: not_found, 404: not_found}
+"""How Payload answers a URL naming a transaction it does not hold for this key."""
 
 
 def json_amount(amount: Decimal) -> float:

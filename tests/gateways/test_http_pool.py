@@ -4,25 +4,37 @@ the request can have reached the gateway."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from gateways.cards import luhn_valid
-from gateways.errors import GatewayUnreachable, OutcomeUnknown, RequestRejected
+from gateways.errors import (
+    CredentialsRejected,
+    GatewayError,
+    GatewayMisconfigured,
+    GatewayUnreachable,
+    OutcomeUnknown,
+    RequestRejected,
+    TransactionNotFound,
+)
 from gateways.http import (
     FILTERED,
+    NO_STATUSES,
     GatewayCall,
     HttpPool,
+    HttpReply,
     InsecureUrlError,
+    StatusError,
     _classify,
     base_url_key,
     gateway_url,
     scrub_transcript,
 )
 from tests.fakes import CardConnectFake, ForwardingProxy, unused_local_url
+from tests.fakes._server import FakeServer, RecordedRequest, Reply
 from tests.gateways.helpers import CC_MERCHANTS, CC_MID, TIMEOUTS, cardconnect, sale
 
 
@@ -222,3 +234,95 @@ def test_proxies_are_resolved_once_per_gateway_url(
         cardconnect(cc_fake, pool).process_payment(sale(order_id=f"ord-once-{n}"))
     pool.close()
     assert calls == [f"http://127.0.0.1:{cc_fake.port}"]
+
+
+class StatusServer(FakeServer):
+    """Answers `/status/N` with HTTP N and a JSON error body, recording each request."""
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        status = int(request.path.rsplit("/", 1)[1])
+        return Reply(status, {"error": f"status {status}"})
+
+
+@pytest.fixture
+def statuses() -> Iterator[StatusServer]:
+    with StatusServer() as server:
+        yield server
+
+
+def answer(
+    server: StatusServer, status: int, url_setting: str = "", statuses: Mapping[int, StatusError] = NO_STATUSES
+) -> HttpReply:
+    pool = HttpPool(TIMEOUTS)
+    try:
+        return pool.send(
+            "PUT", f"{server.base_url}/status/{status}", auth=("u", "p"), json={}, gateway="Gw",
+            url_setting=url_setting, statuses=statuses,
+        )
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_401_and_403_are_rejected_credentials(statuses: StatusServer, status: int) -> None:
+    with pytest.raises(CredentialsRejected) as rejected:
+        answer(statuses, status)
+    assert (rejected.value.http_status, rejected.value.code) == (status, str(status))
+    assert "Gw did not accept the merchant's credentials" in rejected.value.message
+    assert len(statuses.requests) == 1, "never retried"
+
+
+def test_429_is_refused_before_acting_so_unreachable_and_rate_limited(statuses: StatusServer) -> None:
+    with pytest.raises(GatewayUnreachable) as limited:
+        answer(statuses, 429)
+    assert (limited.value.http_status, limited.value.code) == (429, "rate_limited")
+    assert "nothing was done" in limited.value.message
+    assert len(statuses.requests) == 1, "never retried"
+
+
+@pytest.mark.parametrize("status", [408, 500, 502, 503, 504])
+def test_408_and_5xx_are_unknown_outcomes(statuses: StatusServer, status: int) -> None:
+    with pytest.raises(OutcomeUnknown) as unknown:
+        answer(statuses, status)
+    assert (unknown.value.http_status, unknown.value.code) == (status, str(status))
+    assert len(statuses.requests) == 1, "never retried"
+
+
+@pytest.mark.parametrize("status", [405, 406, 407, 410, 415])
+def test_configuration_statuses_are_our_misconfiguration(statuses: StatusServer, status: int) -> None:
+    with pytest.raises(GatewayMisconfigured) as misconfigured:
+        answer(statuses, status)
+    assert (misconfigured.value.http_status, misconfigured.value.code) == (status, str(status))
+
+
+def test_404_on_a_collection_names_the_url_setting(statuses: StatusServer) -> None:
+    with pytest.raises(GatewayMisconfigured, match="Gw has no such endpoint: check GW_URL; nothing was done") as gone:
+        answer(statuses, 404, url_setting="GW_URL")
+    assert (gone.value.http_status, gone.value.code) == (404, "404")
+
+
+def test_a_gateways_statuses_take_precedence_over_the_defaults(statuses: StatusServer) -> None:
+    def not_found(reply: HttpReply) -> GatewayError:
+        return TransactionNotFound(f"no such object ({reply.json['error']})", code="nf", http_status=reply.status)
+
+    for status in (403, 404):
+        with pytest.raises(TransactionNotFound, match=f"no such object \\(status {status}\\)"):
+            answer(statuses, status, statuses={403: not_found, 404: not_found})
+    # Statuses it does not name keep their default meaning.
+    with pytest.raises(CredentialsRejected):
+        answer(statuses, 401, statuses={404: not_found})
+
+
+@pytest.mark.parametrize("status", [200, 400, 409, 422])
+def test_other_answers_go_back_to_the_gateway_to_read(statuses: StatusServer, status: int) -> None:
+    reply = answer(statuses, status)
+    assert (reply.status, reply.json) == (status, {"error": f"status {status}"})
+
+
+def test_the_observer_sees_a_mapped_status_as_an_answer(statuses: StatusServer) -> None:
+    seen: list[GatewayCall] = []
+    pool = HttpPool(TIMEOUTS, observer=seen.append)
+    with pytest.raises(GatewayUnreachable):
+        pool.send("GET", f"{statuses.base_url}/status/429", auth=("u", "p"), gateway="Gw", endpoint="status")
+    [call] = seen
+    assert (call.status, call.outcome) == (429, "answered")
