@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from gateways.cards import redact_card_numbers
-from gateways.errors import GatewayError
+from gateways.errors import GatewayError, RequestRejected
 
 if TYPE_CHECKING:
     from gateways.http import HttpPool
@@ -50,6 +50,28 @@ class Card:
         return f"Card(last_four={self.last_four!r})"
 
 
+@dataclass(frozen=True, repr=False)
+class CardToken:
+    """A card as a gateway's browser tokenizer handed it over: the card was typed into the gateway's
+    own iframe, and the monolith sends us this instead of the number. A secret for as long as it
+    lives (a CardSecure token charges the card again; a one-time nonce charges it once): never
+    logged, stored or echoed, like a card number."""
+
+    kind: str
+    """What made it, one of the contract's token types: "cardsecure", "payload_payment_method",
+    "authorizenet_opaque", "stripe_payment_method". A gateway declares the kinds it takes."""
+    value: str
+    descriptor: str | None = None
+    """The tokenizer's name for the value's format (Accept.js `dataDescriptor`); None otherwise."""
+    exp_month: int | None = None
+    """The card's expiry, for kinds whose gateway needs it beside the token (CardSecure)."""
+    exp_year: int | None = None
+
+    def __repr__(self) -> str:
+        # The value is a secret: a token in a traceback or a debugger shows only its kind.
+        return f"CardToken(kind={self.kind!r})"
+
+
 @dataclass(frozen=True)
 class BillingAddress:
     name: str | None = None
@@ -70,9 +92,23 @@ class SaleRequest:
     amount: Decimal
     currency: str
     """ISO 4217 alphabetic code, e.g. USD."""
-    card: Card
+    card: Card | None = None
+    token: CardToken | None = None
+    """Exactly one of `card` and `token` is set."""
     billing: BillingAddress = field(default_factory=BillingAddress)
     comment: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.card is None) == (self.token is None):
+            raise ValueError("a sale carries either a card or a card token, exactly one")
+
+
+def require_card(sale: SaleRequest, gateway: str) -> Card:
+    """The sale's card, for a gateway (or a path of one) that takes card numbers only. The flow
+    refuses a token a gateway does not accept before any call; this is the gateway's own guard."""
+    if sale.card is None:
+        raise RequestRejected(f"{gateway} takes card numbers here, not a card token", code="token_not_accepted")
+    return sale.card
 
 
 @dataclass(frozen=True)
@@ -102,6 +138,9 @@ class GatewayResult:
     message: str
     http_status: int | None
     amount: Decimal | None = None
+    last_four: str | None = None
+    """The card's last four digits as the gateway tells them, for a sale made with a token (the
+    audit line's masked card); None when the answer does not say."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +157,8 @@ ECHO_REMOVED = "[removed]"
 
 @dataclass(frozen=True)
 class Echoes:
-    """The values one request sent a gateway that must never come back out of it: the card number,
-    the CVV, the expiry as written on the wire, every credential. A gateway (or a proxy) that
+    """The values one request sent a gateway that must never come back out of it: the card number
+    or the card token's value, the CVV, the expiry as written on the wire, every credential. A gateway (or a proxy) that
     echoes them in a message or a code would put them into our response, the stored record and the
     log; every gateway text that leaves a gateway operation goes through here first."""
 
@@ -150,9 +189,9 @@ class Echoes:
         return error
 
 
-def expiry_forms(card: Card) -> set[str]:
+def expiry_forms(exp_month: int, exp_year: int) -> set[str]:
     """The ways gateways write an expiry (CardConnect MMYY, Payload MM/YY, and the other usual ones)."""
-    month, year = f"{card.exp_month:02d}", card.exp_year
+    month, year = f"{exp_month:02d}", exp_year
     short = f"{year % 100:02d}"
     return {month + short, f"{month}/{short}", f"{month}/{year}", f"{month}-{short}", f"{year}-{month}",
             f"{month}{year}", f"{year}{month}"}
@@ -162,7 +201,7 @@ def _scrubbing_echoes(operation: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(operation)
     def scrubbed(self: Gateway, *args: Any, **kwargs: Any) -> Any:
         sale = next((a for a in (*args, *kwargs.values()) if isinstance(a, SaleRequest)), None)
-        echoes = self.echoes(sale.card if sale is not None else None)
+        echoes = self.echoes(sale)
         try:
             outcome = operation(self, *args, **kwargs)
         except GatewayError as error:
@@ -200,6 +239,12 @@ class Gateway(ABC):
     credential_fields: ClassVar[tuple[CredentialField, ...]]
     currencies: ClassVar[frozenset[str]] = frozenset({"USD"})
     """ISO 4217 codes the gateway can take at all; each merchant account takes one of them."""
+    token_kinds: ClassVar[frozenset[str]] = frozenset()
+    """The card-token kinds (`CardToken.kind`) this gateway charges; the flow refuses any other
+    before a call, naming these."""
+    accepts_cards: ClassVar[bool] = True
+    """False for a token-only gateway (one whose accounts cannot send card numbers); the flow
+    refuses a card number for it before a call."""
     transaction_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
     """The shape of this gateway's transaction ids. A refund naming anything else is refused before
     any call: an id goes into a URL path, where `.` or `..` would reach another endpoint. The
@@ -256,12 +301,19 @@ class Gateway(ABC):
         CredentialsRejected when the gateway refuses them."""
         raise NotImplementedError(f"{self.name} cannot verify credentials")
 
-    def echoes(self, card: Card | None = None) -> Echoes:
-        """What this gateway sends for a request (with `card` for a sale): every credential value,
-        and the card's number, CVV and expiry. Values under 3 characters would match anywhere."""
+    def echoes(self, sale: SaleRequest | None = None) -> Echoes:
+        """What this gateway sends for a request (with `sale` for a sale): every credential value,
+        the card's number, CVV and expiry, or the token's value and the expiry sent beside it.
+        Values under 3 characters would match anywhere."""
         values = {str(value) for value in self.credentials.values()}
-        if card is not None:
-            values |= {card.number, card.cvv, *expiry_forms(card)}
+        if sale is not None and sale.card is not None:
+            card = sale.card
+            values |= {card.number, card.cvv, *expiry_forms(card.exp_month, card.exp_year)}
+        if sale is not None and sale.token is not None:
+            token = sale.token
+            values.add(token.value)
+            if token.exp_month is not None and token.exp_year is not None:
+                values |= expiry_forms(token.exp_month, token.exp_year)
         return Echoes(frozenset(value for value in values if len(value) >= 3))
 
     @staticmethod

@@ -26,6 +26,7 @@ from gateways.base import (
     GatewayResult,
     RefundRequest,
     SaleRequest,
+    require_card,
 )
 from gateways.cards import answered_amount, luhn_valid, whole_cents
 from gateways.errors import (
@@ -99,7 +100,7 @@ class CardConnectGateway(Gateway):
         post = self._new_request()
         add_order(post, sale.order_id)
         add_money(post, sale.amount, sale.currency, self.currencies)
-        add_card(post, sale.card)
+        add_card(post, require_card(sale, self.name))
         add_address(post, sale.billing)
         post["ecomind"] = "E"
         post["capture"] = "Y"

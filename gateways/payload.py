@@ -35,6 +35,7 @@ from gateways.base import (
     GatewayResult,
     RefundRequest,
     SaleRequest,
+    require_card,
 )
 from gateways.cards import answered_amount, whole_cents
 from gateways.errors import (
@@ -105,7 +106,7 @@ class PayloadGateway(Gateway):
         payment: Body = {"amount": json_amount(sale.amount), "processing_id": self.processing_id}
         add_description(payment, sale.comment)
         payment["order_number"] = sale.order_id
-        payment["payment_method"] = card_payment_method(sale.card, sale.billing)
+        payment["payment_method"] = card_payment_method(require_card(sale, self.name), sale.billing)
         payment["type"] = "payment"
         transaction = self._commit("POST", "transactions", payment)
         return result_from(self._completed(transaction), "sale")

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gateways.base import Action, Gateway, GatewayResult, RefundRequest, SaleRequest
+from gateways.base import Action, Gateway, GatewayResult, RefundRequest, SaleRequest, require_card
 from gateways.errors import AlreadyVoided, Declined, OutcomeUnknown, RequestRejected, StandardError, TransactionNotFound
 
 DECLINES: dict[str, tuple[str, str, StandardError]] = {
@@ -129,7 +129,8 @@ class SimulatorGateway(Gateway):
     ledger = LEDGER
 
     def process_payment(self, sale: SaleRequest) -> GatewayResult:
-        decline = DECLINES.get(sale.card.number)
+        card = require_card(sale, self.name)
+        decline = DECLINES.get(card.number)
         if decline is not None:
             code, text, standard = decline
             raise Declined(text, code=code, http_status=200, standard=standard, transaction_id=_new_id())
@@ -138,10 +139,10 @@ class SimulatorGateway(Gateway):
         if existing is not None and existing.live:
             # Like CardConnect, order ids are unique per merchant; a second sale is refused.
             raise RequestRejected("duplicate order id", code="duplicate_order", http_status=200)
-        approved = min(sale.amount, PARTIAL_BALANCE) if sale.card.number == PARTIAL_CARD else sale.amount
+        approved = min(sale.amount, PARTIAL_BALANCE) if card.number == PARTIAL_CARD else sale.amount
         payment = SimulatedPayment(_new_id(), account, sale.order_id, approved)
         self.ledger.add(payment)
-        if sale.card.number == TIMEOUT_CARD:
+        if card.number == TIMEOUT_CARD:
             raise OutcomeUnknown("simulated gateway timeout after the charge was made", code="timeout")
         return self._result(payment.transaction_id, "sale", approved)
 
