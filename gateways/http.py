@@ -175,7 +175,7 @@ class HttpPool:
         method: str,
         url: str,
         *,
-        auth: Auth,
+        auth: Auth | None,
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
         gateway: str = "",
@@ -185,7 +185,8 @@ class HttpPool:
     ) -> HttpReply:
         """Send one request and return the gateway's reply. `gateway` and `endpoint` label it for
         the observer and for messages (the gateway's name, its endpoint kind); they never travel.
-        `url_setting` is the app setting that holds the gateway's URL, which a 404 names.
+        `url_setting` is the app setting that holds the gateway's URL, which a 404 names. `auth`
+        None sends no Authorization header (a gateway whose credentials travel in the body).
 
         Raises `GatewayUnreachable` when the request cannot have been sent (refused, DNS, connect
         timeout) and `OutcomeUnknown` when it may have been carried out but no usable answer came
@@ -203,7 +204,7 @@ class HttpPool:
         self,
         method: str,
         url: str,
-        auth: Auth,
+        auth: Auth | None,
         json: Mapping[str, Any] | None,
         params: Mapping[str, str] | None,
         gateway: str,
@@ -244,8 +245,9 @@ class HttpPool:
             response = route.adapter.send(
                 prepared, timeout=timeout, proxies=route.proxies
             )
-            # JSON is UTF-8 (RFC 8259); response.text would guess the charset with a detector.
-            text = response.content.decode("utf-8", errors="replace")
+            # JSON is UTF-8 (RFC 8259); response.text would guess the charset with a detector. A
+            # leading byte-order mark (some gateways send one) is dropped, as RFC 8259 lets parsers do.
+            text = response.content.decode("utf-8-sig", errors="replace")
         except requests.RequestException as error:
             self._record(prepared, f"(no response: {type(error).__name__})")
             raise _classify(error, method, host) from error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 
 import pytest
 import requests
@@ -326,3 +327,21 @@ def test_the_observer_sees_a_mapped_status_as_an_answer(statuses: StatusServer) 
         pool.send("GET", f"{statuses.base_url}/status/429", auth=("u", "p"), gateway="Gw", endpoint="status")
     [call] = seen
     assert (call.status, call.outcome) == (429, "answered")
+
+
+class BomServer(FakeServer):
+    """Answers every request with a JSON body that starts with a UTF-8 byte-order mark."""
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        return Reply(200, raw='\ufeff{"answer": "yes", "amount": 1.10}'.encode())
+
+
+def test_a_json_body_after_a_byte_order_mark_is_read_and_no_auth_means_no_header() -> None:
+    with BomServer() as server:
+        pool = HttpPool(TIMEOUTS)
+        try:
+            reply = pool.send("POST", server.base_url, auth=None, json={"q": 1}, gateway="Gw")
+        finally:
+            pool.close()
+        assert reply.json == {"answer": "yes", "amount": Decimal("1.10")}
+        assert server.requests[0].authorization is None
