@@ -24,9 +24,10 @@ MALFORMED_FAULTS = frozenset({"missing_id", "nan_amount", "listing"})
 """Answers a gateway should never give: the reply without its transaction id, with a NaN amount, or
 wrapped in a JSON array instead of the object. Carried out by default, like a real gateway whose
 answer got mangled."""
-STATUS_FAULTS = frozenset({"http400", "http405", "http406", "http407", "http410", "http415"})
+STATUS_FAULTS = frozenset({"http400", "http405", "http406", "http407", "http410", "http415", "http429"})
 """Not carried out: the status with the gateway's error body (`error_reply`), as a gateway, its load
-balancer or an egress proxy (407) would answer."""
+balancer or an egress proxy (407) would answer. 429 is a rate limit (CardConnect's UAT: 20 inquiries a
+minute per IP): refused before acting, with `Retry-After`."""
 COMMON_FAULTS = frozenset({"slow", "drop", "http500", "echo"}) | MALFORMED_FAULTS | STATUS_FAULTS
 """"echo": not carried out; a refusal whose texts and codes repeat what the request sent (card
 number, CVV, expiry, credentials), as a careless gateway or a debugging proxy might (`echo_reply`)."""
@@ -231,7 +232,9 @@ class FakeServer:
         if fault.mode == "echo":
             return self.echo_reply(request)
         if fault.mode in STATUS_FAULTS:
-            return self.error_reply(int(fault.mode.removeprefix("http")))
+            status = int(fault.mode.removeprefix("http"))
+            refusal = self.error_reply(status)
+            return replace(refusal, headers={**refusal.headers, "Retry-After": "1"}) if status == 429 else refusal
         if fault.mode in MALFORMED_FAULTS:
             return self.malformed(fault.mode, reply or Reply(200, {"object": "error"}))
         if fault.mode == "http500":

@@ -1,4 +1,4 @@
-"""A stateful fake of the CardPointe Gateway REST API (gateway reference §1.14).
+"""A stateful fake of the CardPointe Gateway REST API on the fake kit (`kit.py`; gateway reference §1.14).
 
     with CardConnectFake(merchants={"496160873888": ("testing", "testing123")}) as fake:
         gateway = CardConnectGateway(creds, GatewayContext(1001, fake.base_url, pool))
@@ -32,8 +32,9 @@ takes more {card: (respproc, respcode, resptext)} for a test. 4999006200620062 (
 twins) PPS B/62 timed out; any other card approves A/00. Gateway-level refusals are respproc PPS.
 
 Partial approval (guides, partial approval section; FNOR 10): PREPAID_CARD is a test trigger, a
-prepaid card with PREPAID_BALANCE left. Asked for more on a merchid in `partial_auth`, the auth comes
-back A/10 "Partial Approval" with `amount` = the balance; on any other merchid it declines C/NU.
+prepaid card with PREPAID_BALANCE left (`fake.approve_up_to` takes more cards). Asked for more on a
+merchid in `partial_auth`, the auth comes back A/10 "Partial Approval" with `amount` = the balance;
+on any other merchid it declines C/NU.
 
 Field limits (OpenAPI `authRequest`): name, address, city 30; region 20; country 2; postal 9, and
 for a US address (country US or absent) 5 or 9 digits. An auth breaking one is refused HTTP 400
@@ -43,7 +44,7 @@ Faults: "slow" (carry out, answer after `seconds`), "drop" (carry out, close wit
 "missing_id", "nan_amount", "listing" (carry out, then answer without `retref`, with amount "NaN", or
 as a JSON array), "echo" (not carried out: C with every value the request sent in `resptext` and the
 CVV as `respcode`),
-"http500" (not carried out unless carry_out=True), "respstat_b" (HTTP 200 B/62 "Timed out"; with
+"http500", "http429" (not carried out unless carry_out=True), "respstat_b" (HTTP 200 B/62 "Timed out"; with
 carry_out=True the transaction is carried out and approved, only the answer says B).
 """
 
@@ -52,12 +53,14 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gateways.cards import luhn_valid
-from tests.fakes._server import COMMON_FAULTS, FakeServer, Fault, RecordedRequest, Reply, sent_values
+from tests.fakes import kit
+from tests.fakes._server import COMMON_FAULTS, Fault, RecordedRequest, Reply, sent_values
+from tests.fakes.kit import KitFake, Profile, Refused, TestCard, Txn
 
 CENT = Decimal("0.01")
 DECLINE_CARDS = {
@@ -73,10 +76,15 @@ TIMEOUT_CARDS = frozenset({"4999006200620062", "5111006200620062", "646500620062
 SETTLED = "Accepted"
 QUEUED = "Queued for Capture"
 WRITE_ENDPOINTS = ("auth", "capture", "void", "refund", "voidByOrderId")
+NOT_FOUND = frozenset({"not_found", "not_a_payment", "declined"})
+"""Ledger refusals CardPointe answers 29 "Txn not found" (a declined auth is nothing to act on)."""
+SETLSTAT = {kit.AUTHORIZED: "Authorized", kit.DECLINED: "Declined", kit.VOIDED: "Voided"}
 
 
 @dataclass
 class CardConnectTxn:
+    """How tests see one transaction (`fake.transactions`): the ledger's entry in CardPointe's words."""
+
     retref: str
     merchid: str
     kind: str
@@ -95,23 +103,12 @@ class CardConnectTxn:
     refunded: Decimal = Decimal(0)
     refunds: list[str] = field(default_factory=list)
     original_retref: str | None = None
-
-    @property
-    def live(self) -> bool:
-        return self.kind == "auth" and self.respstat == "A" and self.setlstat not in ("Voided", "Declined")
-
-    @property
-    def voidable(self) -> bool:
-        # A refund is a transaction of its own and, like a sale, voidable until it settles.
-        approved_refund = self.kind == "refund" and self.respstat == "A"
-        return (self.live or approved_refund) and self.setlstat in ("Authorized", QUEUED)
-
-    @property
-    def refundable(self) -> bool:
-        return self.live and self.setlstat == SETTLED and self.refunded < self.amount
+    live: bool = False
+    voidable: bool = False
+    refundable: bool = False
 
 
-class CardConnectFake(FakeServer):
+class CardConnectFake(KitFake):
     fault_modes = COMMON_FAULTS | {"respstat_b"}
     url_path = "/cardconnect/rest"
     id_field = "retref"
@@ -126,34 +123,41 @@ class CardConnectFake(FakeServer):
         partial_auth: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__()
+        self._retrefs = itertools.count(random.randrange(100_000_000_000, 800_000_000_000))
         self.merchants = dict(merchants)
         self.currency = currency
         self.shuffle = shuffle
         self.partial_auth = frozenset(partial_auth)
         self.decline_cards = dict(DECLINE_CARDS)
-        self.auth_failures = 0
-        self._transactions: dict[str, CardConnectTxn] = {}
-        self._retrefs = itertools.count(random.randrange(100_000_000_000, 800_000_000_000))
+        self.approve_up_to[PREPAID_CARD] = PREPAID_BALANCE
 
-    @property
-    def transactions(self) -> dict[str, CardConnectTxn]:
-        with self.lock:
-            return {retref: replace(txn) for retref, txn in self._transactions.items()}
+    def new_id(self) -> str:
+        return str(next(self._retrefs))
 
-    def live_charges(self, merchid: str | None = None) -> list[CardConnectTxn]:
-        return [t for t in self.transactions.values() if t.live and merchid in (None, t.merchid)]
-
-    def settle_all(self) -> None:
-        with self.lock:
-            for txn in self._transactions.values():
-                if txn.setlstat == QUEUED:
-                    txn.setlstat = SETTLED
-
-    def settle(self, retref: str) -> None:
-        with self.lock:
-            txn = self._transactions[retref]
-            if txn.setlstat == QUEUED:
-                txn.setlstat = SETTLED
+    def view(self, txn: Txn) -> CardConnectTxn:
+        data = txn.data
+        return CardConnectTxn(
+            retref=txn.id,
+            merchid=txn.merchant,
+            kind="auth" if txn.kind == "payment" else "refund",
+            orderid=txn.order_id,
+            amount=txn.amount,
+            amount_sent=data["amount_sent"],
+            currency=txn.currency,
+            last_four=txn.card,
+            respstat=data["respstat"],
+            respcode=data["respcode"],
+            resptext=data["resptext"],
+            setlstat=setlstat(txn),
+            authcode=data.get("authcode", ""),
+            respproc=data.get("respproc", "FNOR"),
+            refunded=txn.refunded,
+            refunds=list(txn.refunds),
+            original_retref=txn.payment_id,
+            live=txn.live,
+            voidable=txn.voidable,
+            refundable=txn.refundable,
+        )
 
     def handle(self, request: RecordedRequest) -> Reply:
         route = self._route(request)
@@ -176,26 +180,42 @@ class CardConnectFake(FakeServer):
             return Reply(401)
         with self.lock:
             if endpoint == "auth":
-                return field_limit_refusal(body) or self._answer(self._auth(body))
-            if endpoint == "capture":
-                return self._answer(self._capture(body))
-            if endpoint == "void":
-                return self._answer(self._void(body, self._find(str(body.get("retref") or ""), merchid)))
-            if endpoint == "refund":
-                return self._answer(self._refund(body))
-            if endpoint == "voidByOrderId":
-                return self._answer(self._void_by_order_id(body))
-            if endpoint == "inquire":
-                txn = self._find(args[0], merchid)
-                return self._answer(self._inquiry(txn) if txn else not_found())
+                return field_limit_refusal(body) or self._answer(self._auth(body, merchid))
             if endpoint == "inquireByOrderid":
                 return self._inquire_by_order_id(args[0], merchid, everywhere=len(args) < 3)
-            return self._answer({"merchid": merchid, "enabled": True, "site": "fake", "currency": self.currency})
+            if endpoint == "inquireMerchant":
+                return self._answer({"merchid": merchid, "enabled": True, "site": "fake", "currency": self.currency})
+            try:
+                return self._answer(self._act(endpoint, body, merchid, args))
+            except Refused as refusal:
+                # Only a void says "already voided"; to anything else a voided auth is not found.
+                voiding = endpoint in ("void", "voidByOrderId")
+                reason = refusal.reason if voiding or refusal.reason != "voided" else "not_found"
+                return self._answer(refusal_answer(reason))
+
+    def _act(self, endpoint: str, body: dict[str, Any], merchid: str, args: list[str]) -> dict[str, Any]:
+        retref = str(body.get("retref") or "")
+        if endpoint == "inquire":
+            return self._inquiry(self.ledger.find(merchid, args[0]))
+        if endpoint == "capture":
+            txn = self.ledger.capture(merchid, retref, sent_amount(body.get("amount")))
+            return self._response(txn) | {"setlstat": QUEUED, "batchid": "1900941444"}
+        if endpoint == "void":
+            return self._void(body, merchid, retref)
+        if endpoint == "refund":
+            return self._refund(body, merchid, retref)
+        # voidByOrderId: since 5/2023 it ignores declined transactions.
+        orderid = str(body.get("orderid") or "")
+        candidates = [t for t in self.ledger.by_order(merchid, orderid) if t.kind == "payment"]
+        live = [t for t in candidates if t.status in kit.LIVE]
+        if not live:
+            raise Refused("not_found")
+        return self._void(body, merchid, live[-1].id)
 
     def echo_reply(self, request: RecordedRequest) -> Reply:
         body = request.body if isinstance(request.body, dict) else {}
         text = "Do not honor: " + " ".join(sent_values(request))
-        refusal = refused(text, str(body.get("cvv2") or "05")) | {"retref": self._next_retref()}
+        refusal = refused(text, str(body.get("cvv2") or "05")) | {"retref": self.new_id()}
         return self._answer(refusal | {"merchid": str(body.get("merchid") or "")})
 
     def error_reply(self, status: int) -> Reply:
@@ -208,7 +228,7 @@ class CardConnectFake(FakeServer):
             return None
         reply = self.handle(request) if fault.carry_out else None
         retref = reply.body.get("retref") if reply and isinstance(reply.body, dict) else None
-        return self._answer(timed_out(retref or self._next_retref(), request.body))
+        return self._answer(timed_out(retref or self.new_id(), request.body))
 
     def _route(self, request: RecordedRequest) -> tuple[str, list[str]] | None:
         match = re.fullmatch(r"/cardconnect/rest/([A-Za-z]+)((?:/[^/]+)*)", request.path)
@@ -225,165 +245,106 @@ class CardConnectFake(FakeServer):
     def _authorised(self, request: RecordedRequest, merchid: str) -> bool:
         ok = merchid in self.merchants and request.basic_auth == self.merchants[merchid]
         if not ok:
-            with self.lock:
-                self.auth_failures += 1
+            self.refuse_credentials()
         return ok
 
-    def _auth(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _auth(self, body: dict[str, Any], merchid: str) -> dict[str, Any]:
         amount = parse_amount(body.get("amount"))
         account = str(body.get("account") or "")
         if amount is None:
             return refused("Invalid amount", "43")
         if not account:
             return refused("Invalid card", "11")
-        txn = CardConnectTxn(
-            retref=self._next_retref(),
-            merchid=str(body["merchid"]),
-            kind="auth",
-            orderid=_stored_order_id(body.get("orderid")),
-            amount=amount,
-            amount_sent=str(body.get("amount")),
-            currency=str(body.get("currency") or self.currency),
-            last_four=account[-4:],
-            respstat="A",
-            respcode="00",
-            resptext="Approval",
-            setlstat=QUEUED if str(body.get("capture", "")).upper() == "Y" else "Authorized",
-            authcode=f"PPS{random.randrange(100, 999)}",
-        )
-        if txn.currency != self.currency:
-            txn.respstat, txn.respcode, txn.resptext, txn.respproc = "C", "32", "Wrong currency for merch", "PPS"
+        answer = {"respstat": "A", "respcode": "00", "resptext": "Approval", "respproc": "FNOR"}
+        currency = str(body.get("currency") or self.currency)
+        approved = self.approved_amount(account, amount)
+        if currency != self.currency:
+            answer.update(respstat="C", respcode="32", resptext="Wrong currency for merch", respproc="PPS")
         elif account in self.decline_cards:
-            txn.respstat = "C"
-            txn.respproc, txn.respcode, txn.resptext = self.decline_cards[account]
-        elif account == PREPAID_CARD and amount > PREPAID_BALANCE:
-            self._prepaid(txn)
+            respproc, respcode, resptext = self.decline_cards[account]
+            answer.update(respstat="C", respproc=respproc, respcode=respcode, resptext=resptext)
+        elif approved is not None and approved < amount:
+            # Only a merchant with partial authorization gets less than asked; elsewhere it declines.
+            partial = merchid in self.partial_auth
+            answer.update(respstat="A" if partial else "C", respcode="10" if partial else "NU",
+                          resptext="Partial Approval" if partial else "Insufficient funds")
         elif account in TIMEOUT_CARDS:
-            txn.respstat, txn.respcode, txn.resptext, txn.respproc = "B", "62", "Timed out", "PPS"
-        if txn.respstat != "A":
-            txn.setlstat, txn.authcode = "Declined", ""
-        self._transactions[txn.retref] = txn
-        if txn.respstat == "B":
-            return timed_out(txn.retref, body)
-        answer = self._response(txn)
-        if txn.respstat != "A":
-            answer["amount"] = "0.00"
-        return answer
-
-    def _prepaid(self, txn: CardConnectTxn) -> None:
-        """The prepaid card cannot cover the amount: a partial approval of its balance where the
-        merchant has partial authorization, a decline elsewhere."""
-        if txn.merchid in self.partial_auth:
-            txn.amount, txn.respcode, txn.resptext = PREPAID_BALANCE, "10", "Partial Approval"
-        else:
-            txn.respstat, txn.respcode, txn.resptext = "C", "NU", "Insufficient funds"
-
-    def _capture(self, body: dict[str, Any]) -> dict[str, Any]:
-        txn = self._find(str(body.get("retref") or ""), str(body.get("merchid")))
-        if txn is None or not txn.live:
-            return not_found()
-        if txn.setlstat != "Authorized":
-            return refused("Txn not captured: already captured", "24")
-        amount = parse_amount(body.get("amount")) if body.get("amount") else txn.amount
-        if amount is None or amount > txn.amount:
-            return refused("Invalid amount", "43")
-        txn.amount, txn.setlstat = amount, QUEUED
-        return self._response(txn) | {"setlstat": QUEUED, "batchid": "1900941444"}
-
-    def _void(self, body: dict[str, Any], txn: CardConnectTxn | None) -> dict[str, Any]:
-        if txn is None or txn.respstat != "A":
-            return not_found()
-        if txn.setlstat == "Voided":
-            return refused("No matching auth for reversal", "25")
-        if txn.setlstat == SETTLED:
-            return refused("Txn Batched", "27")
-        amount = parse_amount(body.get("amount")) if body.get("amount") not in (None, "", "0", "0.00") else txn.amount
-        if amount is None or amount > txn.amount:
-            return refused("Invalid amount", "43")
-        if amount < txn.amount:
-            if txn.setlstat != "Authorized":
-                return refused("Invalid amount", "43")  # Queued for Capture voids only in full
-            txn.amount -= amount
-        else:
-            txn.setlstat = "Voided"
-            original = self._transactions.get(txn.original_retref or "")
-            if original is not None:  # a voided refund gives the payment its refundable amount back
-                original.refunded -= amount
-        return self._response(txn) | {"amount": format_amount(amount), "authcode": "REVERS"}
-
-    def _refund(self, body: dict[str, Any]) -> dict[str, Any]:
-        merchid = str(body.get("merchid"))
-        original = self._find(str(body.get("retref") or ""), merchid)
-        if original is None or not original.live:
-            return not_found()
-        if original.setlstat != SETTLED:
-            return refused("Txn not settled", "28")
-        amount = parse_amount(body.get("amount")) if body.get("amount") else original.amount - original.refunded
-        if amount is None or amount <= 0 or original.refunded + amount > original.amount:
-            return refused("Invalid amount", "43")
-        refund = CardConnectTxn(
-            retref=self._next_retref(),
-            merchid=merchid,
-            kind="refund",
-            orderid=_stored_order_id(body.get("orderid")) or original.orderid,
-            amount=amount,
+            answer.update(respstat="B", respcode="62", resptext="Timed out", respproc="PPS")
+        capture = str(body.get("capture", "")).upper() == "Y"
+        approved_ok = answer["respstat"] == "A"
+        status = (kit.APPROVED if capture else kit.AUTHORIZED) if approved_ok else kit.DECLINED
+        txn = self.ledger.pay(
+            merchid,
+            amount,
+            currency,
+            stored_order_id(body.get("orderid")),
+            card=account,
+            status=status,
+            approved=approved if approved_ok else None,
             amount_sent=str(body.get("amount")),
-            currency=original.currency,
-            last_four=original.last_four,
+            authcode=f"PPS{random.randrange(100, 999)}" if approved_ok else "",
+            **answer,
+        )
+        if answer["respstat"] == "B":
+            return timed_out(txn.id, body)
+        reply = self._response(txn)
+        if not approved_ok:
+            reply["amount"] = "0.00"
+        return reply
+
+    def _void(self, body: dict[str, Any], merchid: str, retref: str) -> dict[str, Any]:
+        given = body.get("amount") not in (None, "", "0", "0.00")
+        txn, voided = self.ledger.void(merchid, retref, sent_amount(body.get("amount")) if given else None)
+        return self._response(txn) | {"amount": format_amount(voided), "authcode": "REVERS"}
+
+    def _refund(self, body: dict[str, Any], merchid: str, retref: str) -> dict[str, Any]:
+        payment = self.ledger.find(merchid, retref)
+        refund = self.ledger.refund(
+            merchid,
+            retref,
+            sent_amount(body.get("amount")),
+            stored_order_id(body.get("orderid")) or payment.order_id,
+            amount_sent=str(body.get("amount")),
             respstat="A",
             respcode="00",
             resptext="Approval",
-            setlstat=QUEUED,
-            authcode=f"PPS{random.randrange(100, 999)}",
             respproc="PPS",
-            original_retref=original.retref,
+            authcode=f"PPS{random.randrange(100, 999)}",
         )
-        original.refunded += amount
-        original.refunds.append(refund.retref)
-        self._transactions[refund.retref] = refund
         return self._response(refund)
 
-    def _void_by_order_id(self, body: dict[str, Any]) -> dict[str, Any]:
-        orderid, merchid = str(body.get("orderid") or ""), str(body.get("merchid"))
-        # Since 5/2023 voidByOrderId ignores declined transactions.
-        candidates = [t for t in self._by_order(orderid, merchid) if t.kind == "auth" and t.respstat == "A"]
-        live = [t for t in candidates if t.setlstat != "Voided"]
-        if not live:
-            return not_found()
-        return self._void(body, live[-1])
-
     def _inquire_by_order_id(self, orderid: str, merchid: str, *, everywhere: bool) -> Reply:
-        found = [self._inquiry(t) for t in self._by_order(orderid, None if everywhere else merchid)]
+        found = [self._inquiry(t) for t in self.ledger.by_order(None if everywhere else merchid, orderid)]
         if not found:
             return self._answer(not_found())
         return Reply(200, found[0] if len(found) == 1 else found)
 
-    def _inquiry(self, txn: CardConnectTxn) -> dict[str, Any]:
+    def _inquiry(self, txn: Txn) -> dict[str, Any]:
         # A refund is money going back to the card: inquiries show its amount as a credit, negative
         # like a forced credit's (gateway reference §1.5: negative amount = credit).
         amount = format_amount(-txn.amount if txn.kind == "refund" else txn.amount)
         return self._response(txn) | {
             "amount": amount,
-            "setlstat": txn.setlstat,
+            "setlstat": setlstat(txn),
             "voidable": "Y" if txn.voidable else "N",
             "refundable": "Y" if txn.refundable else "N",
-            "lastfour": txn.last_four,
-            "capture": "Y" if txn.setlstat in (QUEUED, SETTLED) else "N",
+            "lastfour": txn.card,
+            "capture": "Y" if txn.status == kit.APPROVED else "N",
         }
 
-    def _response(self, txn: CardConnectTxn) -> dict[str, Any]:
+    def _response(self, txn: Txn) -> dict[str, Any]:
         return {
             "amount": format_amount(txn.amount),
-            "resptext": txn.resptext,
-            "respcode": txn.respcode,
-            "respstat": txn.respstat,
-            "respproc": txn.respproc,
-            "retref": txn.retref,
-            "merchid": txn.merchid,
+            "resptext": txn.data["resptext"],
+            "respcode": txn.data["respcode"],
+            "respstat": txn.data["respstat"],
+            "respproc": txn.data["respproc"],
+            "retref": txn.id,
+            "merchid": txn.merchant,
             "currency": txn.currency,
-            "authcode": txn.authcode,
-            "token": "94" + "0" * 10 + txn.last_four,
-            "account": "94" + "0" * 10 + txn.last_four,
+            "authcode": txn.data["authcode"],
+            "token": "94" + "0" * 10 + txn.card,
+            "account": "94" + "0" * 10 + txn.card,
             "commcard": " C ",
             "avsresp": " ",
             "cvvresp": "M",
@@ -396,15 +357,23 @@ class CardConnectFake(FakeServer):
             body = dict(items)
         return Reply(200, body)
 
-    def _find(self, retref: str, merchid: str) -> CardConnectTxn | None:
-        txn = self._transactions.get(retref)
-        return txn if txn is not None and txn.merchid == merchid else None
 
-    def _by_order(self, orderid: str, merchid: str | None) -> list[CardConnectTxn]:
-        return [t for t in self._transactions.values() if t.orderid == orderid and merchid in (None, t.merchid)]
+def setlstat(txn: Txn) -> str:
+    if txn.status == kit.APPROVED:
+        return SETTLED if txn.settled else QUEUED
+    return SETLSTAT.get(txn.status, "Declined")
 
-    def _next_retref(self) -> str:
-        return str(next(self._retrefs))
+
+def refusal_answer(reason: str) -> dict[str, Any]:
+    """CardPointe's answer to what the ledger refused."""
+    if reason in NOT_FOUND:
+        return not_found()
+    return {
+        "voided": refused("No matching auth for reversal", "25"),
+        "settled": refused("Txn Batched", "27"),
+        "not_settled": refused("Txn not settled", "28"),
+        "captured": refused("Txn not captured: already captured", "24"),
+    }.get(reason) or refused("Invalid amount", "43")
 
 
 def masked_order_id(orderid: str) -> str:
@@ -420,7 +389,7 @@ def masked_order_id(orderid: str) -> str:
     return "".join(chars)
 
 
-def _stored_order_id(orderid: Any) -> str | None:
+def stored_order_id(orderid: Any) -> str | None:
     return masked_order_id(str(orderid)) if orderid else None
 
 
@@ -432,6 +401,15 @@ def parse_amount(value: Any) -> Decimal | None:
     except (InvalidOperation, ValueError):
         return None
     return amount.quantize(CENT) if amount >= 0 else None
+
+
+def sent_amount(value: Any) -> Decimal | None:
+    """The amount a capture, void or refund names: None when it names none (the whole amount); an
+    unreadable one as -1, which the ledger refuses as a bad amount after its other checks."""
+    if not value:
+        return None
+    amount = parse_amount(value)
+    return Decimal(-1) if amount is None else amount
 
 
 def format_amount(amount: Decimal) -> str:
@@ -473,3 +451,16 @@ def timed_out(retref: str, body: Any) -> dict[str, Any]:
         "retref": retref,
         "respstat": "B",
     }
+
+
+MERCHID, USER, PASSWORD = "800000000099", "conformance-user", "conformance-password"
+PROFILE = Profile(
+    start=lambda: CardConnectFake(merchants={MERCHID: (USER, PASSWORD)}),
+    merchant=MERCHID,
+    credentials={"username": USER, "password": PASSWORD, "merchantId": MERCHID},
+    wrong_credentials={"username": USER, "password": "revoked-password", "merchantId": MERCHID},
+    approving=TestCard("4788250000121443"),
+    declining=TestCard("4387751111111038"),
+    declined={"statusCode": "05", "errorCode": "declined", "responseMessage": "Do not honor"},
+    sale="PUT /cardconnect/rest/auth$",
+)
