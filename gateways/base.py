@@ -144,6 +144,31 @@ class GatewayResult:
 
 
 @dataclass(frozen=True)
+class PaymentStatus:
+    """What a gateway says about one of its transactions, read-only: enough for `refund_or_void`
+    (in `shared/`) to decide, the same way for every gateway, whether to void, refund or refuse."""
+
+    transaction_id: str
+    is_payment: bool
+    """False: a refund, a credit, anything that is not a sale (refunding it would undo a refund)."""
+    amount: Decimal | None
+    """What was charged; None when the gateway does not say."""
+    currency: str | None
+    settled: bool
+    voided: bool
+    voidable: bool
+    """A void now gives the whole amount back."""
+    refundable: bool
+    """A refund linked to the payment is possible now."""
+    voidable_in_part: bool = False
+    """A void may name a smaller amount (CardConnect: a sale authorized and not yet captured)."""
+    refunded: Decimal = Decimal(0)
+    """What has been refunded already, when the gateway tells."""
+    state: str = ""
+    """The gateway's own word for the transaction's state, for messages."""
+
+
+@dataclass(frozen=True)
 class GatewayContext:
     """What a gateway instance gets besides its merchant's credentials."""
 
@@ -180,6 +205,9 @@ class Echoes:
     def result(self, result: GatewayResult) -> GatewayResult:
         return replace(result, code=self.scrub(result.code), message=self.scrub(result.message))
 
+    def status(self, status: PaymentStatus) -> PaymentStatus:
+        return replace(status, state=self.scrub(status.state))
+
     def error(self, error: GatewayError) -> GatewayError:
         error.message = self.scrub(error.message)
         error.code = self.scrub(error.code)
@@ -207,7 +235,9 @@ def _scrubbing_echoes(operation: Callable[..., Any]) -> Callable[..., Any]:
         except GatewayError as error:
             echoes.error(error)
             raise
-        return echoes.result(outcome) if isinstance(outcome, GatewayResult) else outcome
+        if isinstance(outcome, GatewayResult):
+            return echoes.result(outcome)
+        return echoes.status(outcome) if isinstance(outcome, PaymentStatus) else outcome
 
     return scrubbed
 
@@ -216,17 +246,17 @@ class Gateway(ABC):
     """One gateway type. An instance serves exactly one merchant account's credentials."""
 
     OPERATIONS: ClassVar[tuple[str, ...]] = (
-        "process_payment",
-        "process_refund",
-        "void_payment",
+        "charge",
+        "payment_status",
+        "void",
+        "refund",
         "find_payment",
         "find_refund",
-        "cancel_payment",
         "verify_credentials",
     )
-    """The operations callers use. Each gateway's own definitions of them are wrapped (below) so that
+    """The primitives callers use. Each gateway's own definitions of them are wrapped (below) so that
     their results and errors never carry back what the request sent: one place for every gateway
-    and every caller (the flow, the reconciler, the accounts CLI)."""
+    and every caller (the flow, the refund policy, the reconciler, the accounts CLI)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -273,33 +303,41 @@ class Gateway(ABC):
         return cls.transaction_id_pattern.fullmatch(value) is not None
 
     @abstractmethod
-    def process_payment(self, sale: SaleRequest) -> GatewayResult: ...
+    def charge(self, sale: SaleRequest) -> GatewayResult:
+        """A sale: authorize and capture in one step (action "sale")."""
 
     @abstractmethod
-    def process_refund(self, refund: RefundRequest) -> GatewayResult: ...
+    def payment_status(self, payment_id: str) -> PaymentStatus:
+        """What the gateway says about `payment_id` now; TransactionNotFound when this merchant has
+        no such transaction. Reads only."""
 
-    def void_payment(self, payment_id: str) -> GatewayResult:
-        """Void the payment `payment_id` in full, as it stands (no look-up of what it should be)."""
-        raise NotImplementedError(f"{self.name} cannot void payments")
+    @abstractmethod
+    def void(self, payment_id: str, amount: Decimal | None = None) -> GatewayResult:
+        """Void the payment (action "void"): the whole of it, or `amount` of it, which the caller
+        passes only when the payment's status said `voidable_in_part`. No look-up of its own."""
 
+    @abstractmethod
+    def refund(
+        self, payment_id: str, amount: Decimal | None, order_id: str, comment: str | None = None
+    ) -> GatewayResult:
+        """Refund the payment, linked to it, once it has settled (action "refund"): `amount`, or
+        with None the whole amount left. `order_id` is our reference for this refund, which
+        `find_refund` finds it by."""
+
+    @abstractmethod
     def find_payment(self, order_id: str) -> GatewayResult | None:
         """The live (approved, not voided) payment made with `order_id`, or None if there is none.
-        Used to settle an unknown outcome; gateways that cannot look up by our reference raise."""
-        raise NotImplementedError(f"{self.name} cannot look up payments by order id")
+        Settles an unknown outcome: an answer it cannot read raises OutcomeUnknown, never None."""
 
+    @abstractmethod
     def find_refund(self, order_id: str) -> GatewayResult | None:
-        """The approved refund made with our refund `order_id`, or None if there is none. Used to
-        settle a refund whose answer was lost, so that a retry never refunds twice."""
-        raise NotImplementedError(f"{self.name} cannot look up refunds by order id")
+        """The approved refund (or void) made with our refund `order_id`, or None if there is none.
+        Settles a refund whose answer was lost, so that a retry never refunds twice."""
 
-    def cancel_payment(self, order_id: str) -> GatewayResult | None:
-        """Void the payment made with `order_id` if one exists; None when there is none."""
-        raise NotImplementedError(f"{self.name} cannot cancel payments by order id")
-
+    @abstractmethod
     def verify_credentials(self) -> None:
         """Check the merchant's credentials with a read-only call that charges nobody; raises
         CredentialsRejected when the gateway refuses them."""
-        raise NotImplementedError(f"{self.name} cannot verify credentials")
 
     def echoes(self, sale: SaleRequest | None = None) -> Echoes:
         """What this gateway sends for a request (with `sale` for a sale): every credential value,
@@ -317,6 +355,6 @@ class Gateway(ABC):
         return Echoes(frozenset(value for value in values if len(value) >= 3))
 
     @staticmethod
+    @abstractmethod
     def scrub(transcript: str) -> str:
         """`transcript` with every card number, CVV, expiry and credential replaced by [FILTERED]."""
-        return transcript

@@ -24,16 +24,14 @@ from gateways.base import (
     Gateway,
     GatewayContext,
     GatewayResult,
-    RefundRequest,
+    PaymentStatus,
     SaleRequest,
     require_card,
 )
 from gateways.cards import answered_amount, luhn_valid, whole_cents
 from gateways.errors import (
-    AlreadyVoided,
     Declined,
     GatewayError,
-    GatewayUnreachable,
     NotRefundable,
     OutcomeUnknown,
     RequestRejected,
@@ -80,8 +78,6 @@ class CardConnectGateway(Gateway):
     """Free-text address fields (OpenAPI `authRequest`) are cut to these lengths; the postal code and
     country are codes, which are refused instead (a cut code is another code)."""
     TXN_NOT_FOUND = "29"
-    VOID_BY_ORDER_ID_ATTEMPTS = 3
-    """CardPointe's advice for reconciling a sale that got no answer."""
     SECRET_FIELDS = ("account", "cvv2", "expiry", "token", "username", "password", "merchid")
     """What `scrub` removes. `merchid` is the secret's `merchantId`, a credential field: with the
     user and password it is what acts for the merchant, so transcripts treat it like them (as the
@@ -96,7 +92,7 @@ class CardConnectGateway(Gateway):
     def base_url(cls, settings: Settings) -> str:
         return settings.cardconnect_url
 
-    def process_payment(self, sale: SaleRequest) -> GatewayResult:
+    def charge(self, sale: SaleRequest) -> GatewayResult:
         post = self._new_request()
         add_order(post, sale.order_id)
         add_money(post, sale.amount, sale.currency, self.currencies)
@@ -108,25 +104,29 @@ class CardConnectGateway(Gateway):
         response = self._approved(self._commit("PUT", "auth", post), refused=Declined)
         return result_from(response, "sale", amount_or(response, sale.amount))
 
-    def process_refund(self, refund: RefundRequest) -> GatewayResult:
-        payment = self._inquire(refund.payment_id)
-        check_is_payment(payment, refund.payment_id)
-        original = amount_or(payment, None)
-        if refund.amount is not None:
-            format_amount(refund.amount)  # refuses anything but a positive whole-cent amount
-            if original is not None and refund.amount > original:
-                raise RequestRejected(
-                    f"refund amount {refund.amount} exceeds the payment's {original}", code="amount_too_large"
-                )
-        if payment.get("voidable") == "Y":
-            return self._void(payment, refund.amount, original)
-        if payment.get("refundable") == "Y":
-            return self._refund(payment, refund)
-        refusal = AlreadyVoided if payment.get("setlstat") == "Voided" else NotRefundable
-        raise refusal(why_not_refundable(payment), code=str(payment.get("setlstat") or ""), http_status=200)
+    def payment_status(self, payment_id: str) -> PaymentStatus:
+        return status_from(self._inquire(payment_id))
 
-    def void_payment(self, payment_id: str) -> GatewayResult:
-        return self._void({"retref": payment_id}, None, None)
+    def void(self, payment_id: str, amount: Decimal | None = None) -> GatewayResult:
+        post = self._new_request()
+        add_reference(post, payment_id)
+        if amount is not None:
+            post["amount"] = format_amount(amount)
+        response = self._approved(self._commit("PUT", "void", post), refused=NotRefundable)
+        # A void's answer says "amount": "0.00" (gateway reference §1.12), not what was voided.
+        return result_from(response, "void", amount)
+
+    def refund(
+        self, payment_id: str, amount: Decimal | None, order_id: str, comment: str | None = None
+    ) -> GatewayResult:
+        post = self._new_request()
+        add_reference(post, payment_id)
+        if amount is not None:
+            post["amount"] = format_amount(amount)
+        # The refund's own order id, so that looking up the sale's order id never finds the refund.
+        add_order(post, order_id)
+        response = self._approved(self._commit("PUT", "refund", post), refused=NotRefundable)
+        return result_from(response, "refund", amount_or(response, amount))
 
     def find_payment(self, order_id: str) -> GatewayResult | None:
         live = [r for r in self._by_order_id(order_id) if is_live_sale(r)]
@@ -135,21 +135,12 @@ class CardConnectGateway(Gateway):
         return result_from(live[0], "sale", amount_or(live[0], None)) if live else None
 
     def find_refund(self, order_id: str) -> GatewayResult | None:
-        # A refund carries its own order id (see _refund), so this finds only that refund.
+        # A refund carries its own order id (see refund), so this finds only that refund.
         done = [r for r in self._by_order_id(order_id) if success_from(r)]
         if not done:
             return None
         amount = amount_or(done[0], None)
         return result_from(done[0], "refund", None if amount is None else abs(amount))
-
-    def cancel_payment(self, order_id: str) -> GatewayResult | None:
-        post = self._new_request()
-        add_order(post, order_id)
-        response = self._void_by_order_id(post)
-        if is_not_found(response):
-            return None
-        response = self._approved(response, refused=NotRefundable)
-        return result_from(response, "void", amount_or(response, None))
 
     def verify_credentials(self) -> None:
         # inquireMerchant reads the merchant's configuration: no card, no money.
@@ -183,49 +174,6 @@ class CardConnectGateway(Gateway):
                 f"CardConnect has no payment {retref} for this merchant", code=self.TXN_NOT_FOUND, http_status=200
             )
         return response
-
-    def _void(self, payment: Body, amount: Decimal | None, original: Decimal | None) -> GatewayResult:
-        partial = amount is not None and amount != original
-        if partial and payment.get("setlstat") != "Authorized":
-            raise NotRefundable(
-                "partial refunds are possible only after the payment settles; "
-                "refund the full amount now (a void) or the part after settlement",
-                code="partial_before_settlement",
-                http_status=200,
-            )
-        post = self._new_request()
-        add_reference(post, payment)
-        if partial and amount is not None:
-            post["amount"] = format_amount(amount)
-        response = self._approved(self._commit("PUT", "void", post), refused=NotRefundable)
-        return result_from(response, "void", amount if partial else original)
-
-    def _refund(self, payment: Body, refund: RefundRequest) -> GatewayResult:
-        post = self._new_request()
-        add_reference(post, payment)
-        if refund.amount is not None:
-            post["amount"] = format_amount(refund.amount)
-        # The refund's own order id, so that looking up the sale's order id never finds the refund.
-        add_order(post, refund.order_id)
-        response = self._approved(self._commit("PUT", "refund", post), refused=NotRefundable)
-        return result_from(response, "refund", amount_or(response, refund.amount))
-
-    def _void_by_order_id(self, post: Body) -> Body:
-        last_error: GatewayError | None = None
-        for attempt in range(1, self.VOID_BY_ORDER_ID_ATTEMPTS + 1):
-            try:
-                response = self._commit("PUT", "voidByOrderId", post)
-            except (OutcomeUnknown, GatewayUnreachable) as error:
-                last_error = error
-            else:
-                if not isinstance(response, dict):
-                    raise OutcomeUnknown("CardConnect answered voidByOrderId with a list", http_status=200)
-                if response.get("respstat") != "B":
-                    return response
-                last_error = OutcomeUnknown(message_from(response), code=code_from(response), http_status=200)
-            log.info("CardConnect voidByOrderId for order %s: attempt %d got no answer", post["orderid"], attempt)
-        assert last_error is not None
-        raise last_error
 
     def _new_request(self) -> Body:
         return {"merchid": self.merchid}
@@ -313,8 +261,8 @@ def add_comment(post: Body, comment: str | None) -> None:
         post["userfields"] = [{"comment": comment[:255]}]
 
 
-def add_reference(post: Body, payment: Body) -> None:
-    post["retref"] = retref_from(payment)
+def add_reference(post: Body, retref: str) -> None:
+    post["retref"] = retref
 
 
 def format_amount(amount: Decimal) -> str:
@@ -330,11 +278,23 @@ def check_order_id(order_id: str) -> None:
         raise RequestRejected("order id must not pass the Luhn check", code="orderid")
 
 
-def check_is_payment(record: Mapping[str, Any], retref: str) -> None:
-    """Refuse to refund anything but a payment. A refund has a retref of its own and is voidable
-    until it settles, so a refund aimed at it would void it: the learner's refund cancelled."""
-    if is_credit(record):
-        raise RequestRejected(f"transaction {retref} is a refund, not a payment", code="not_a_payment")
+def status_from(record: Mapping[str, Any]) -> PaymentStatus:
+    settlement = str(record.get("setlstat") or "")
+    voidable = record.get("voidable") == "Y"
+    return PaymentStatus(
+        transaction_id=retref_from(record),
+        # A refund has a retref of its own and is voidable until it settles: not a payment.
+        is_payment=not is_credit(record),
+        amount=amount_or(record, None),
+        currency=str(record.get("currency") or "") or None,
+        settled=settlement == "Accepted",
+        voided=settlement == "Voided",
+        voidable=voidable,
+        refundable=record.get("refundable") == "Y",
+        # An uncaptured authorization takes a partial void; once queued for capture only a whole one.
+        voidable_in_part=voidable and settlement == "Authorized",
+        state=settlement,
+    )
 
 
 def is_credit(record: Mapping[str, Any]) -> bool:
@@ -397,15 +357,6 @@ def result_from(response: Mapping[str, Any], action: Action, amount: Decimal | N
         http_status=200,
         amount=amount,
     )
-
-
-def why_not_refundable(payment: Mapping[str, Any]) -> str:
-    status = payment.get("setlstat") or "unknown"
-    if status == "Voided":
-        return "payment already voided"
-    if status in ("Declined", "Rejected"):
-        return f"payment was {status.lower()}; there is nothing to refund"
-    return f"payment can be neither voided nor refunded now (settlement status: {status})"
 
 
 def error_message_from(body: Any, status: int) -> str:

@@ -33,16 +33,14 @@ from gateways.base import (
     Gateway,
     GatewayContext,
     GatewayResult,
-    RefundRequest,
+    PaymentStatus,
     SaleRequest,
     require_card,
 )
 from gateways.cards import answered_amount, whole_cents
 from gateways.errors import (
-    AlreadyVoided,
     Declined,
     GatewayError,
-    NotRefundable,
     OutcomeUnknown,
     RequestRejected,
     StandardError,
@@ -96,7 +94,7 @@ class PayloadGateway(Gateway):
     def base_url(cls, settings: Settings) -> str:
         return settings.payload_api_url
 
-    def process_payment(self, sale: SaleRequest) -> GatewayResult:
+    def charge(self, sale: SaleRequest) -> GatewayResult:
         if sale.currency.upper() not in self.currencies:
             raise RequestRejected(
                 f"Payload does not take {sale.currency}", code="currency", standard=StandardError.CONFIG_ERROR
@@ -111,37 +109,35 @@ class PayloadGateway(Gateway):
         transaction = self._commit("POST", "transactions", payment)
         return result_from(self._completed(transaction), "sale")
 
-    def process_refund(self, refund: RefundRequest) -> GatewayResult:
-        payment = self._commit("GET", ("transactions", refund.payment_id))
-        check_refundable(payment)
-        original = amount_from(payment)
-        if original is None:
-            raise OutcomeUnknown(f"Payload reported no amount for payment {refund.payment_id}", code="no_amount")
-        amount = original if refund.amount is None else refund.amount
-        wire_amount = json_amount(amount)
-        if amount > original:
-            raise RequestRejected(f"refund amount {amount} exceeds the payment's {original}", code="amount_too_large")
-        if not is_settled(payment):
-            if amount != original:
-                raise NotRefundable(
-                    "partial refunds are possible only after the payment settles; "
-                    "refund the full amount now (a void) or the part after settlement",
-                    code="partial_before_settlement",
-                    http_status=200,
-                )
-            return self._void(payment)
-        refund_body: Body = {
-            "amount": wire_amount,
-            "ledger": [{"assoc_transaction_id": id_from(payment)}],
-            "order_number": refund.order_id,
-        }
-        add_description(refund_body, refund.comment)
-        refund_body["type"] = "refund"
-        transaction = self._commit("POST", "transactions", refund_body)
-        return result_from(self._approved(transaction), "refund")
+    def payment_status(self, payment_id: str) -> PaymentStatus:
+        return status_from(self._commit("GET", ("transactions", payment_id)))
 
-    def void_payment(self, payment_id: str) -> GatewayResult:
-        return self._void({"id": payment_id})
+    def void(self, payment_id: str, amount: Decimal | None = None) -> GatewayResult:
+        if amount is not None:
+            raise RequestRejected("Payload voids whole payments only", code="partial_void")
+        voided = self._commit("PUT", ("transactions", payment_id), {"status": "voided"})
+        if status_of(voided) != "voided":
+            raise OutcomeUnknown(
+                f"Payload answered a void with status {voided.get('status')!r}",
+                code="unexpected_status",
+                http_status=200,
+            )
+        return result_from(voided, "void")
+
+    def refund(
+        self, payment_id: str, amount: Decimal | None, order_id: str, comment: str | None = None
+    ) -> GatewayResult:
+        if amount is None:
+            amount = self._whole_amount(payment_id)
+        refund: Body = {
+            "amount": json_amount(amount),
+            "ledger": [{"assoc_transaction_id": payment_id}],
+            "order_number": order_id,
+        }
+        add_description(refund, comment)
+        refund["type"] = "refund"
+        transaction = self._commit("POST", "transactions", refund)
+        return result_from(self._approved(transaction), "refund")
 
     def find_payment(self, order_id: str) -> GatewayResult | None:
         live = self._live_payments(order_id)
@@ -157,10 +153,6 @@ class PayloadGateway(Gateway):
         ]
         # A refund still processing exists: unknown, never "not found" (which would refund again).
         return result_from(self._approved(refunds[0]), "refund") if refunds else None
-
-    def cancel_payment(self, order_id: str) -> GatewayResult | None:
-        live = self._live_payments(order_id)
-        return self._void(live[0]) if live else None
 
     def verify_credentials(self) -> None:
         # A one-row search of this processing account's transactions: read-only, charges nobody.
@@ -183,15 +175,12 @@ class PayloadGateway(Gateway):
             )
         return values
 
-    def _void(self, payment: Body) -> GatewayResult:
-        voided = self._commit("PUT", ("transactions", id_from(payment)), {"status": "voided"})
-        if status_of(voided) != "voided":
-            raise OutcomeUnknown(
-                f"Payload answered a void with status {voided.get('status')!r}",
-                code="unexpected_status",
-                http_status=200,
-            )
-        return result_from(voided, "void", amount_from(voided) or amount_from(payment))
+    def _whole_amount(self, payment_id: str) -> Decimal:
+        # A Payload refund always names its amount; for "all of it" that is the payment's, read afresh.
+        amount = self.payment_status(payment_id).amount
+        if amount is None:
+            raise RequestRejected(f"Payload reported no amount for transaction {payment_id}", code="no_amount")
+        return amount
 
     def _live_payments(self, order_id: str) -> list[Body]:
         return [t for t in self._search(order_id, "payment") if self._is_live_payment(t, order_id)]
@@ -319,20 +308,26 @@ def status_of(transaction: Mapping[str, Any]) -> str:
     return str(transaction.get("status") or "").lower()
 
 
-def check_refundable(payment: Mapping[str, Any]) -> None:
-    if payment.get("type") not in (None, "payment"):
-        raise RequestRejected(
-            f"transaction {payment.get('id')} is a {payment.get('type')}, not a payment", code="not_a_payment"
-        )
-    status = status_of(payment)
-    if status == "voided":
-        raise AlreadyVoided("payment already voided", code="voided", http_status=200)
-    if status == "processing":
-        raise NotRefundable(
-            "payment is still processing; refund it once Payload has processed it", code=status, http_status=200
-        )
-    if status not in PayloadGateway.live_statuses:
-        raise NotRefundable(f"payment is {status}; there is nothing to refund", code=status, http_status=200)
+def status_from(transaction: Mapping[str, Any]) -> PaymentStatus:
+    status = status_of(transaction)
+    is_payment = transaction.get("type") in (None, "payment")
+    amount = amount_from(transaction)
+    if is_payment and amount is None:
+        raise OutcomeUnknown(f"Payload reported no amount for payment {transaction.get('id')}", code="no_amount")
+    # A payment still `processing` is neither: its outcome is not final yet.
+    completed = status in ("processed", "authorized")
+    settled = is_settled(transaction)
+    return PaymentStatus(
+        transaction_id=id_from(transaction),
+        is_payment=is_payment,
+        amount=amount,
+        currency=None,
+        settled=settled,
+        voided=status == "voided",
+        voidable=completed and not settled,
+        refundable=completed and settled,
+        state=status,
+    )
 
 
 def is_settled(payment: Mapping[str, Any]) -> bool:

@@ -24,8 +24,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gateways.base import Action, Gateway, GatewayResult, RefundRequest, SaleRequest, require_card
+from gateways.base import Action, Gateway, GatewayResult, PaymentStatus, SaleRequest, require_card
 from gateways.errors import AlreadyVoided, Declined, OutcomeUnknown, RequestRejected, StandardError, TransactionNotFound
+from gateways.http import scrub_transcript
 
 DECLINES: dict[str, tuple[str, str, StandardError]] = {
     "4000000000000002": ("card_declined", "Card declined", StandardError.DECLINED),
@@ -128,7 +129,7 @@ class SimulatorGateway(Gateway):
 
     ledger = LEDGER
 
-    def process_payment(self, sale: SaleRequest) -> GatewayResult:
+    def charge(self, sale: SaleRequest) -> GatewayResult:
         card = require_card(sale, self.name)
         decline = DECLINES.get(card.number)
         if decline is not None:
@@ -146,39 +147,54 @@ class SimulatorGateway(Gateway):
             raise OutcomeUnknown("simulated gateway timeout after the charge was made", code="timeout")
         return self._result(payment.transaction_id, "sale", approved)
 
-    def process_refund(self, refund: RefundRequest) -> GatewayResult:
-        payment = self.ledger.get(self.context.merchant_account_id, refund.payment_id)
-        if payment is None:
-            raise TransactionNotFound("transaction not found", code="not_found", http_status=200)
+    def payment_status(self, payment_id: str) -> PaymentStatus:
+        payment = self._payment(payment_id)
         with self.ledger.lock:
-            if payment.voided:
-                raise AlreadyVoided("payment already voided", code="voided", http_status=200)
-            remaining = payment.amount - payment.refunded
-            amount = remaining if refund.amount is None else refund.amount
-            if amount > remaining:
-                raise RequestRejected(
-                    f"refund exceeds the remaining {remaining}", code="amount_exceeds", http_status=200
-                )
-            if not payment.settled and amount == payment.amount:
-                payment.voided = True
-                return self._result(_new_id(), "void", amount)
-            refund_id = _new_id()
-            payment.refunded += amount
-            payment.refunds.append(refund_id)
-            self.ledger.add_refund(self.context.merchant_account_id, refund.order_id, refund_id, amount)
-        return self._result(refund_id, "refund", amount)
+            return PaymentStatus(
+                transaction_id=payment.transaction_id,
+                is_payment=True,
+                amount=payment.amount,
+                currency=None,
+                settled=payment.settled,
+                voided=payment.voided,
+                voidable=not payment.voided and not payment.settled,
+                # Unlike most gateways, the simulator refunds before settlement too.
+                refundable=not payment.voided and payment.refunded < payment.amount,
+                refunded=payment.refunded,
+                state="voided" if payment.voided else "settled" if payment.settled else "approved",
+            )
 
-    def void_payment(self, payment_id: str) -> GatewayResult:
-        payment = self.ledger.get(self.context.merchant_account_id, payment_id)
-        if payment is None:
-            raise TransactionNotFound("transaction not found", code="not_found", http_status=200)
+    def void(self, payment_id: str, amount: Decimal | None = None) -> GatewayResult:
+        if amount is not None:
+            raise RequestRejected("the simulator voids whole payments only", code="partial_void", http_status=200)
+        payment = self._payment(payment_id)
         with self.ledger.lock:
             if payment.voided:
                 raise AlreadyVoided("payment already voided", code="voided", http_status=200)
             if payment.settled:
                 raise RequestRejected("payment already settled; refund it instead", code="settled", http_status=200)
             payment.voided = True
-        return self._result(payment.transaction_id, "void", payment.amount)
+        return self._result(_new_id(), "void", payment.amount)
+
+    def refund(
+        self, payment_id: str, amount: Decimal | None, order_id: str, comment: str | None = None
+    ) -> GatewayResult:
+        payment = self._payment(payment_id)
+        with self.ledger.lock:
+            if payment.voided:
+                raise AlreadyVoided("payment already voided", code="voided", http_status=200)
+            # The ledger's own rule, as a real gateway keeps it: never more back than was paid.
+            remaining = payment.amount - payment.refunded
+            amount = remaining if amount is None else amount
+            if amount > remaining:
+                raise RequestRejected(
+                    f"refund exceeds the remaining {remaining}", code="amount_exceeds", http_status=200
+                )
+            refund_id = _new_id()
+            payment.refunded += amount
+            payment.refunds.append(refund_id)
+            self.ledger.add_refund(self.context.merchant_account_id, order_id, refund_id, amount)
+        return self._result(refund_id, "refund", amount)
 
     def find_refund(self, order_id: str) -> GatewayResult | None:
         found = self.ledger.refund_by_order(self.context.merchant_account_id, order_id)
@@ -190,13 +206,19 @@ class SimulatorGateway(Gateway):
             return None
         return self._result(payment.transaction_id, "sale", payment.amount)
 
-    def cancel_payment(self, order_id: str) -> GatewayResult | None:
-        payment = self.ledger.by_order(self.context.merchant_account_id, order_id)
-        if payment is None or not payment.live:
-            return None
-        with self.ledger.lock:
-            payment.voided = True
-        return self._result(_new_id(), "void", payment.amount)
+    def verify_credentials(self) -> None:
+        """The simulator takes no credentials: there is nothing to refuse."""
+
+    @staticmethod
+    def scrub(transcript: str) -> str:
+        # No wire of its own; card numbers are what a transcript of its callers could hold.
+        return scrub_transcript(transcript)
+
+    def _payment(self, payment_id: str) -> SimulatedPayment:
+        payment = self.ledger.get(self.context.merchant_account_id, payment_id)
+        if payment is None:
+            raise TransactionNotFound("transaction not found", code="not_found", http_status=200)
+        return payment
 
     @staticmethod
     def _result(transaction_id: str, action: Action, amount: Decimal) -> GatewayResult:

@@ -21,11 +21,10 @@ def approved_in_full(gateway: Gateway, result: GatewayResult, asked: Decimal) ->
         return result
     approved = f"{result.amount:.2f} of the {asked:.2f} asked"
     try:
-        gateway.void_payment(result.transaction_id)
-    except (GatewayError, NotImplementedError) as error:
-        reason = error.message if isinstance(error, GatewayError) else str(error)
+        gateway.void(result.transaction_id)
+    except GatewayError as error:
         raise OutcomeUnknown(
-            f"{gateway.name} approved only {approved}, and voiding that approval failed ({reason}): "
+            f"{gateway.name} approved only {approved}, and voiding that approval failed ({error.message}): "
             "the partial charge may still stand",
             code="partial_approval_not_voided",
             transaction_id=result.transaction_id,

@@ -48,6 +48,7 @@ from shared.errors import (
 )
 from shared.factory import GatewayFactory, require_currency
 from shared.idempotency import STORE_CALL_SECONDS, IdempotencyStore, Record, State, StoreUnavailable
+from shared.refunds import refund_or_void
 from shared.settings import Settings
 from shared.telemetry import OFF, Call, Telemetry
 
@@ -426,18 +427,18 @@ class PaymentService:
         def act(target: Gateway) -> GatewayResult:
             if isinstance(request, PaymentBody):
                 if reconcile:
-                    found = _look_up(target.find_payment, target, order_id)
+                    found = target.find_payment(order_id)
                     if found is not None:
                         return approved_in_full(target, found, request.amount)
-                return approved_in_full(target, target.process_payment(_sale(request, order_id)), request.amount)
+                return approved_in_full(target, target.charge(_sale(request, order_id)), request.amount)
             if not reconcile:
-                return target.process_refund(_refund(request, order_id))
+                return refund_or_void(target, _refund(request, order_id))
             # The earlier attempt may have refunded or voided: find out before acting again.
-            found = _look_up(target.find_refund, target, order_id)
+            found = target.find_refund(order_id)
             if found is not None:
                 return found
             try:
-                return target.process_refund(_refund(request, order_id))
+                return refund_or_void(target, _refund(request, order_id))
             except AlreadyVoided:
                 # Only this service voids; the earlier attempt's void went through unanswered.
                 return GatewayResult(
@@ -568,13 +569,6 @@ def _replay(record: Record) -> Answer:
     assert record.body is not None and record.status is not None
     detail = Envelope.model_validate_json(record.body).detail
     return Answer(record.status, detail, {"Idempotent-Replayed": "true"})
-
-
-def _look_up(find: Callable[[str], GatewayResult | None], gateway: Gateway, order_id: str) -> GatewayResult | None:
-    try:
-        return find(order_id)
-    except NotImplementedError:
-        raise OutcomeUnknown(f"{gateway.name} cannot look up the earlier attempt", code="lookup_unsupported") from None
 
 
 def _failure_detail(error: GatewayError) -> str:

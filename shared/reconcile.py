@@ -42,6 +42,7 @@ from shared.errors import (
 )
 from shared.flow import Answer, PaymentService
 from shared.idempotency import IdempotencyStore, Record, State
+from shared.refunds import refund_or_void
 from shared.settings import Settings
 
 logger = logging.getLogger("paymentgateway.reconcile")
@@ -264,8 +265,8 @@ def _settle_payment(run: _Reconciliation) -> Outcome:
         comment="Reversed by reconciliation: the LMS never learned this payment's outcome",
     )
     try:
-        # The gateway voids while it can and refunds (linked to the charge) once it has settled.
-        result = gateway.process_refund(reversal)
+        # Voided while it can be, refunded (linked to the charge) once it has settled.
+        result = refund_or_void(gateway, reversal)
     except AlreadyVoided:
         return _reversed(run, Decision.VOIDED, payment_id, None)
     return _reversed(run, Decision.VOIDED if result.action == "void" else Decision.REFUNDED, payment_id, result)

@@ -6,11 +6,13 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 
+from gateways.base import Gateway, GatewayResult, PaymentStatus, SaleRequest
 from shared import runtime
 from shared.credentials import FileCredentialStore
 from shared.factory import GatewayFactory
@@ -176,3 +178,35 @@ def audit_lines(guard: Any) -> list[dict[str, Any]]:
     """The audit lines the running test's leak guard captured, parsed, oldest first."""
     prefix = "paymentgateway.audit: "
     return [json.loads(line[len(prefix):]) for line in guard.capture.lines if line.startswith(prefix)]
+
+
+class UncalledGateway(Gateway):
+    """A base for test gateways that only declare themselves (the registry, the CLIs): every
+    primitive fails the test if called."""
+
+    def charge(self, sale: SaleRequest) -> GatewayResult:
+        raise AssertionError("charge is not called in this test")
+
+    def payment_status(self, payment_id: str) -> PaymentStatus:
+        raise AssertionError("payment_status is not called in this test")
+
+    def void(self, payment_id: str, amount: Decimal | None = None) -> GatewayResult:
+        raise AssertionError("void is not called in this test")
+
+    def refund(
+        self, payment_id: str, amount: Decimal | None, order_id: str, comment: str | None = None
+    ) -> GatewayResult:
+        raise AssertionError("refund is not called in this test")
+
+    def find_payment(self, order_id: str) -> GatewayResult | None:
+        raise AssertionError("find_payment is not called in this test")
+
+    def find_refund(self, order_id: str) -> GatewayResult | None:
+        raise AssertionError("find_refund is not called in this test")
+
+    def verify_credentials(self) -> None:
+        raise AssertionError("verify_credentials is not called in this test")
+
+    @staticmethod
+    def scrub(transcript: str) -> str:
+        raise AssertionError("scrub is not called in this test")

@@ -107,11 +107,11 @@ def test_a_failed_claim_is_answered_and_audited_and_nothing_is_sent(
     answer = pay(payment_body(), meta)
     assert (answer.status, answer.detail["statusCode"]) == (status, code)
     assert answer.headers.get("Retry-After") == ("5" if status == 503 else None)
-    assert spy.calls["process_payment"] == 0
+    assert spy.calls["charge"] == 0
     assert_one_line(leak_guard, answer, meta)
     assert stored(faulty.inner, meta) is None
     assert pay(payment_body(), meta).status == 200  # the retry charges, once
-    assert spy.calls["process_payment"] == 1
+    assert spy.calls["charge"] == 1
 
 
 def test_a_fault_building_the_gateway_gives_the_key_back(
@@ -136,14 +136,14 @@ def test_a_fault_building_the_gateway_gives_the_key_back(
 def test_an_unexpected_fault_in_the_gateway_call_is_an_unknown_outcome(
     faulty: FaultyStore, leak_guard: LeakGuard, monkeypatch: pytest.MonkeyPatch, charged: bool
 ) -> None:
-    charge = SimulatorGateway.process_payment
+    charge = SimulatorGateway.charge
 
     def broken(gateway: SimulatorGateway, sale: Any) -> Any:
         if charged:
             charge(gateway, sale)
         raise KeyError("a bug reading the gateway's answer")
 
-    monkeypatch.setattr(SimulatorGateway, "process_payment", broken)
+    monkeypatch.setattr(SimulatorGateway, "charge", broken)
     meta = new_meta()
     answer = pay(payment_body(), meta)
     assert (answer.status, answer.detail["statusCode"]) == (502, "outcome_unknown")
@@ -167,7 +167,7 @@ def test_an_outcome_that_cannot_be_recorded_is_told_as_unknown(
     meta = new_meta()
     answer = pay(payment_body(), meta)
     assert (answer.status, answer.detail["statusCode"]) == (502, "outcome_unknown")
-    assert spy.calls["process_payment"] == 1
+    assert spy.calls["charge"] == 1
     assert_one_line(leak_guard, answer, meta)
     record = stored(faulty.inner, meta)
     assert record is not None and record.state is State.IN_PROGRESS
@@ -180,7 +180,7 @@ def test_a_key_that_cannot_be_given_back_is_told_as_unknown(
     def unreachable(gateway: SimulatorGateway, sale: Any) -> Any:
         raise GatewayUnreachable("connection refused")
 
-    monkeypatch.setattr(SimulatorGateway, "process_payment", unreachable)
+    monkeypatch.setattr(SimulatorGateway, "charge", unreachable)
     faulty.fail("release", StoreUnavailable("Table storage: ServiceResponseError"))
     meta = new_meta()
     answer = pay(payment_body(), meta)

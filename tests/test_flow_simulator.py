@@ -73,7 +73,7 @@ def test_partial_refund_after_settlement_then_over_refund_is_refused() -> None:
     too_much = refund(refund_body(payment_id, amount=60.01))
     assert too_much.status == 400
     assert too_much.detail["success"] is False
-    assert too_much.detail["statusCode"] == "amount_exceeds"
+    assert too_much.detail["statusCode"] == "amount_too_large"
     assert LEDGER.get(SIMULATOR_ACCOUNT, payment_id).refunded == 40  # type: ignore[union-attr]
 
 

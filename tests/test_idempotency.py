@@ -62,7 +62,7 @@ class GatewaySpy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
-        for name in ("process_payment", "process_refund", "find_payment", "find_refund", "cancel_payment"):
+        for name in ("charge", "payment_status", "void", "refund", "find_payment", "find_refund"):
             original = getattr(SimulatorGateway, name)
             monkeypatch.setattr(SimulatorGateway, name, self._wrap(name, original))
 
@@ -156,7 +156,7 @@ def test_same_key_twice_one_gateway_call_identical_answer(spy: GatewaySpy) -> No
     assert first.body == second.body
     assert second.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
-    assert spy.calls["process_payment"] == 1
+    assert spy.calls["charge"] == 1
 
 
 @pytest.mark.usefixtures("service")
@@ -165,7 +165,7 @@ def test_declines_are_replayed_too(spy: GatewaySpy) -> None:
     first, second = pay(body, meta), pay(body, meta)
     assert first.status == second.status == 400
     assert first.body == second.body
-    assert spy.calls["process_payment"] == 1
+    assert spy.calls["charge"] == 1
 
 
 @pytest.mark.usefixtures("service")
@@ -183,7 +183,7 @@ def test_twenty_concurrent_duplicates_make_exactly_one_gateway_call(spy: Gateway
         t.start()
     for t in threads:
         t.join()
-    assert spy.calls["process_payment"] == 1
+    assert spy.calls["charge"] == 1
     statuses = Counter(r.status for r in results)
     assert set(statuses) <= {200, 409} and statuses[200] >= 1
     winners = {r.detail["paymentTransactionId"] for r in results if r.status == 200}
@@ -200,7 +200,7 @@ def test_same_key_with_a_different_request_is_422_and_no_call(spy: GatewaySpy) -
         reused = pay(changed, meta)
         assert reused.status == 422
         assert reused.detail["statusCode"] == "idempotency_key_reused"
-    assert spy.calls["process_payment"] == 1
+    assert spy.calls["charge"] == 1
 
 
 @pytest.mark.usefixtures("service")
@@ -211,7 +211,7 @@ def test_idempotency_key_header_wins_over_the_transaction_id(spy: GatewaySpy) ->
     second = pay(payment_body(), meta, headers={"Idempotency-Key": f"attempt-2/{run}"})
     assert first.status == second.status == 200
     assert first.detail["paymentTransactionId"] != second.detail["paymentTransactionId"]
-    assert spy.calls["process_payment"] == 2
+    assert spy.calls["charge"] == 2
 
 
 @pytest.mark.usefixtures("service")
@@ -222,7 +222,7 @@ def test_refund_retried_makes_one_void(spy: GatewaySpy) -> None:
     second = refund(refund_body(payment_id), meta)
     assert first.status == second.status == 200
     assert first.body == second.body
-    assert spy.calls["process_refund"] == 1
+    assert (spy.calls["payment_status"], spy.calls["void"], spy.calls["refund"]) == (1, 1, 0)
 
 
 @pytest.mark.usefixtures("service")
@@ -238,7 +238,7 @@ def test_unknown_outcome_then_retry_returns_the_original_charge(spy: GatewaySpy)
     assert retried.status == 200, retried.body
     assert retried.detail["paymentTransactionId"] == live_charges(order_id)[0].transaction_id
     assert len(live_charges(order_id)) == 1
-    assert spy.calls["process_payment"] == 1 and spy.calls["find_payment"] == 1
+    assert spy.calls["charge"] == 1 and spy.calls["find_payment"] == 1
     assert pay(body, meta).headers["Idempotent-Replayed"] == "true"
 
 
@@ -247,7 +247,7 @@ def test_unknown_outcome_without_a_charge_charges_once_on_retry(
     spy: GatewaySpy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     meta, body = new_meta(), payment_body()
-    original = SimulatorGateway.process_payment
+    original = SimulatorGateway.charge
     lost = {"first": True}
 
     def lose_first_request(gateway: SimulatorGateway, sale: Any) -> Any:
@@ -255,7 +255,7 @@ def test_unknown_outcome_without_a_charge_charges_once_on_retry(
             raise OutcomeUnknown("connection dropped before the gateway read the request")
         return original(gateway, sale)
 
-    monkeypatch.setattr(SimulatorGateway, "process_payment", lose_first_request)
+    monkeypatch.setattr(SimulatorGateway, "charge", lose_first_request)
     assert pay(body, meta).status == 502
     retried = pay(body, meta)
     assert retried.status == 200
@@ -276,8 +276,9 @@ def test_unclaimed_unknown_charge_is_voided_by_the_reconciler(
     outcomes = reconcile_unknown(service, now=time.time() + 601)
     assert [o.decision for o in outcomes] == [Decision.VOIDED]
     assert live_charges(order_id) == []
-    # Looked up by order id, then reversed through the refund primitive (which voids before settlement).
-    assert (spy.calls["find_payment"], spy.calls["process_refund"], spy.calls["cancel_payment"]) == (1, 1, 0)
+    # Looked up by order id, then reversed through the refund policy (which voids before settlement).
+    calls = ("find_payment", "payment_status", "void", "refund")
+    assert tuple(spy.calls[name] for name in calls) == (1, 1, 1, 0)
 
     audit = [json.loads(r.getMessage()) for r in caplog.records if r.name == "paymentgateway.audit"]
     assert audit[-1]["data"]["status"] == "reconciled_voided"
@@ -293,7 +294,7 @@ def test_reconciler_forgets_a_key_that_never_charged(service: PaymentService, mo
     def lost(gateway: SimulatorGateway, sale: Any) -> Any:
         raise OutcomeUnknown("answer lost before the gateway acted")
 
-    monkeypatch.setattr(SimulatorGateway, "process_payment", lost)
+    monkeypatch.setattr(SimulatorGateway, "charge", lost)
     meta, body = new_meta(), payment_body()
     assert pay(body, meta).status == 502
     outcomes = reconcile_unknown(service, now=time.time() + 601)
@@ -315,7 +316,7 @@ def test_request_left_in_progress_by_a_dead_instance_is_reconciled_on_retry(
     assert stuck is not None
     retried = pay(body, meta)
     assert retried.status == 200
-    assert spy.calls["find_payment"] == 1 and spy.calls["process_payment"] == 1
+    assert spy.calls["find_payment"] == 1 and spy.calls["charge"] == 1
 
 
 @pytest.mark.usefixtures("service")

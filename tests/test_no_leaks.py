@@ -106,7 +106,7 @@ def test_a_gateway_message_echoing_a_card_number_is_redacted(monkeypatch: pytest
     def echoing_decline(gateway: SimulatorGateway, sale: Any) -> Any:
         raise Declined("card 4242 4242 4242 4242 was declined", code="card_declined")
 
-    monkeypatch.setattr(SimulatorGateway, "process_payment", echoing_decline)
+    monkeypatch.setattr(SimulatorGateway, "charge", echoing_decline)
     declined = pay(payment_body())
     assert declined.status == 400
     assert "4242 4242 4242 4242" not in declined.text
@@ -205,7 +205,7 @@ def test_an_approval_message_echoing_a_card_number_is_redacted_in_the_answer_and
     def echoing_approval(gateway: SimulatorGateway, sale: Any) -> GatewayResult:
         return GatewayResult("sim_echo", "sale", "approved", "approved card 4242.4242.4242.4242", 200)
 
-    monkeypatch.setattr(SimulatorGateway, "process_payment", echoing_approval)
+    monkeypatch.setattr(SimulatorGateway, "charge", echoing_approval)
     meta = new_meta()
     paid = pay(payment_body(), meta)
     assert paid.status == 200

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from gateways.base import RefundRequest
 from gateways.cardconnect import CardConnectGateway
 from gateways.payload import PayloadGateway
 from gateways.simulator import LEDGER, SimulatorGateway
@@ -208,16 +207,19 @@ def _simulator_context() -> Any:
 
 
 def crash_around(monkeypatch: pytest.MonkeyPatch, cls: type[Any], when: str) -> None:
-    """The process dies just before, or just after, the reversal's gateway call."""
-    original = cls.process_refund
+    """The process dies just before, or just after, the reversal's gateway call (its void or refund)."""
+    for name in ("void", "refund"):
+        monkeypatch.setattr(cls, name, _dying(getattr(cls, name), when))
 
-    def dying(gateway: Any, request: RefundRequest) -> Any:
+
+def _dying(original: Any, when: str) -> Any:
+    def dying(gateway: Any, *args: Any) -> Any:
         if when == "before":
             raise Crash
-        original(gateway, request)
+        original(gateway, *args)
         raise Crash
 
-    monkeypatch.setattr(cls, "process_refund", dying)
+    return dying
 
 
 @BOTH_STORES
@@ -346,14 +348,14 @@ def test_one_poisoned_record_never_stops_the_others_and_the_purge_runs(
 
     # A bug (or anything unforeseen) raised while reversing one Payload charge.
     buggy_charge = pl.charge_id(order_id(buggy_meta))
-    real_refund = PayloadGateway.process_refund
+    real_status = PayloadGateway.payment_status
 
-    def buggy(gateway: PayloadGateway, request: RefundRequest) -> Any:
-        if request.payment_id == buggy_charge:
+    def buggy(gateway: PayloadGateway, payment_id: str) -> Any:
+        if payment_id == buggy_charge:
             raise TypeError("unsupported operand type(s)")
-        return real_refund(gateway, request)
+        return real_status(gateway, payment_id)
 
-    monkeypatch.setattr(PayloadGateway, "process_refund", buggy)
+    monkeypatch.setattr(PayloadGateway, "payment_status", buggy)
     # The store fails for one record, at its very first write.
     real_transition = store.transition
 

@@ -191,14 +191,14 @@ def test_a_store_lost_after_the_charge_answers_outcome_unknown_and_the_retry_fin
     rig: Rig, mode: str, leak_guard: LeakGuard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mend: list[Callable[[], None]] = []
-    charge = CardConnectGateway.process_payment
+    charge = CardConnectGateway.charge
 
     def charge_then_lose_the_store(gateway: CardConnectGateway, sale: Any) -> Any:
         result = charge(gateway, sale)
         mend.append(break_store(rig, mode))
         return result
 
-    monkeypatch.setattr(CardConnectGateway, "process_payment", charge_then_lose_the_store)
+    monkeypatch.setattr(CardConnectGateway, "charge", charge_then_lose_the_store)
     meta, body = new_meta(), cc_payment()
     try:
         answer, elapsed = timed(lambda: pay(body, meta))

@@ -31,7 +31,6 @@ Exit codes:
        rejected the credentials
     2  error: Key Vault unreachable or access denied, no such secret, a malformed secret, bad
        settings, the gateway unreachable or failing, a usage error
-    3  verify only: the account's gateway type has no way to verify credentials
 
 No output ever holds a credential value: prompts go through getpass, messages name fields only.
 """
@@ -72,7 +71,7 @@ if TYPE_CHECKING:
     from azure.core.exceptions import AzureError
     from azure.keyvault.secrets import SecretClient
 
-OK, REFUSED, ERROR, UNSUPPORTED = 0, 1, 2, 3
+OK, REFUSED, ERROR = 0, 1, 2
 MASK = "****"
 REVEAL_MIN_LENGTH = 10
 """Identifiers at least this long show their last four characters; anything shorter shows none."""
@@ -94,13 +93,6 @@ def gateway_class(type_id: int) -> type[Gateway] | None:
     if type_id == SIMULATOR_TYPE_ID:
         return None
     return gateway_type(type_id)
-
-
-def can_verify(cls: type[Gateway]) -> bool:
-    """Whether `cls` overrides `Gateway.verify_credentials` (a read-only call that charges nobody,
-    e.g. CardConnect's inquireMerchant): returns when the gateway accepts the credentials, raises
-    CredentialsRejected when it does not, another GatewayError when it cannot tell."""
-    return cls.verify_credentials is not Gateway.verify_credentials
 
 
 def mask(field: str, value: str) -> str:
@@ -356,10 +348,6 @@ def command_verify(args: argparse.Namespace, secrets: KeyVaultSecrets, settings:
     if cls is None:
         name = secret_name(args.account_id)
         raise Failed(f"{name} is for gateway type {account.gateway_type_id}, which is not registered here")
-    unsupported = f"verification is not supported for {cls.name} (gateway type {cls.type_id})"
-    if not can_verify(cls):
-        print(unsupported, file=sys.stderr)
-        return UNSUPPORTED
     try:
         settings = settings or Settings.from_env()
     except SettingsError as error:
@@ -369,9 +357,6 @@ def command_verify(args: argparse.Namespace, secrets: KeyVaultSecrets, settings:
     try:
         gateway, _ = GatewayFactory(settings, _LoadedAccount(account), http).create(cls, args.account_id)
         gateway.verify_credentials()
-    except NotImplementedError:
-        print(unsupported, file=sys.stderr)
-        return UNSUPPORTED
     except ServiceError as error:
         raise Failed(redact(error.detail, values)) from None
     except CredentialsRejected as error:

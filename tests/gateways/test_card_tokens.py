@@ -63,7 +63,7 @@ def test_echoes_of_a_token_sale_hold_the_value_and_the_expiry_sent_beside_it() -
 class EchoingGateway(SimulatorGateway):
     """Answers with the token it was sent, as a careless gateway or proxy might."""
 
-    def process_payment(self, sale: SaleRequest) -> GatewayResult:
+    def charge(self, sale: SaleRequest) -> GatewayResult:
         assert sale.token is not None
         if sale.amount > 100:
             raise Declined(f"declined: {sale.token.value}", code=sale.token.value, transaction_id=sale.token.value)
@@ -72,9 +72,9 @@ class EchoingGateway(SimulatorGateway):
 
 def test_a_token_echoed_in_a_gateway_answer_or_error_never_leaves_the_operation() -> None:
     gateway = EchoingGateway({}, GatewayContext(1001, ""))
-    result = gateway.process_payment(sale(token=TOKEN))
+    result = gateway.charge(sale(token=TOKEN))
     assert result.code == ECHO_REMOVED and result.message == f"approved {ECHO_REMOVED}"
     with pytest.raises(Declined) as declined:
-        gateway.process_payment(sale(token=TOKEN, amount=Decimal("500.00")))
+        gateway.charge(sale(token=TOKEN, amount=Decimal("500.00")))
     error = declined.value
     assert TOKEN.value not in f"{error} {error.code} {error.transaction_id} {error.args}"

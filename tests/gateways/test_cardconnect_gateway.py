@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import requests
 
 from gateways.base import RefundRequest
 from gateways.cardconnect import CardConnectGateway
@@ -20,8 +21,9 @@ from gateways.errors import (
     TransactionNotFound,
 )
 from gateways.http import HttpPool
+from shared.refunds import refund_or_void
 from tests.fakes import CardConnectFake, unused_local_url
-from tests.gateways.helpers import CC_MERCHANTS, CC_MID, basic, cardconnect, sale
+from tests.gateways.helpers import APPROVE_CC, CC_MERCHANTS, CC_MID, basic, cardconnect, sale
 
 SALE_BODY = {
     "merchid": CC_MID,
@@ -62,7 +64,7 @@ def test_declares_its_type_and_credentials() -> None:
 
 
 def test_approved_sale_sends_the_exact_request(cc_fake: CardConnectFake, pool: HttpPool) -> None:
-    result = cardconnect(cc_fake, pool).process_payment(sale())
+    result = cardconnect(cc_fake, pool).charge(sale())
 
     [request] = cc_fake.requests
     assert (request.method, request.path) == ("PUT", "/cardconnect/rest/auth")
@@ -83,7 +85,7 @@ def test_approved_sale_sends_the_exact_request(cc_fake: CardConnectFake, pool: H
 def test_amounts_always_carry_two_places_because_plain_digits_mean_cents(
     cc_fake: CardConnectFake, pool: HttpPool, amount: str, wire: str
 ) -> None:
-    cardconnect(cc_fake, pool).process_payment(sale(amount=amount))
+    cardconnect(cc_fake, pool).charge(sale(amount=amount))
 
     assert writes(cc_fake, "auth")[0]["amount"] == wire
     assert cc_fake.live_charges()[0].amount == Decimal(wire)
@@ -94,13 +96,13 @@ def test_amounts_that_are_not_whole_cents_are_refused_before_sending(
     cc_fake: CardConnectFake, pool: HttpPool, amount: str
 ) -> None:
     with pytest.raises(RequestRejected):
-        cardconnect(cc_fake, pool).process_payment(sale(amount=amount))
+        cardconnect(cc_fake, pool).charge(sale(amount=amount))
     assert cc_fake.requests == []
 
 
 def test_luhn_valid_order_ids_are_refused_before_sending(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     with pytest.raises(RequestRejected, match="Luhn"):
-        cardconnect(cc_fake, pool).process_payment(sale(order_id="4242424242424242"))
+        cardconnect(cc_fake, pool).charge(sale(order_id="4242424242424242"))
     assert cc_fake.requests == []
 
 
@@ -116,7 +118,7 @@ def test_declines_raise_declined_with_the_raw_and_standard_codes(
     cc_fake: CardConnectFake, pool: HttpPool, number: str, code: str, text: str, standard: StandardError
 ) -> None:
     with pytest.raises(Declined) as declined:
-        cardconnect(cc_fake, pool).process_payment(sale(number=number))
+        cardconnect(cc_fake, pool).charge(sale(number=number))
 
     assert (declined.value.code, declined.value.message, declined.value.http_status) == (code, text, 200)
     assert declined.value.standard is standard
@@ -125,7 +127,7 @@ def test_declines_raise_declined_with_the_raw_and_standard_codes(
 
 def test_respstat_b_is_an_unknown_outcome_never_a_decline(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     with pytest.raises(OutcomeUnknown) as unknown:
-        cardconnect(cc_fake, pool).process_payment(sale(number="4999006200620062"))
+        cardconnect(cc_fake, pool).charge(sale(number="4999006200620062"))
 
     assert not isinstance(unknown.value, Declined)
     assert unknown.value.code == "62"
@@ -136,7 +138,7 @@ def test_lost_answers_are_unknown_outcomes(cc_fake: CardConnectFake, pool: HttpP
     cc_fake.set_fault(mode, seconds=1.0, carry_out=True)
 
     with pytest.raises(OutcomeUnknown):
-        cardconnect(cc_fake, pool).process_payment(sale())
+        cardconnect(cc_fake, pool).charge(sale())
 
     assert len(cc_fake.live_charges()) == 1, "the fake carried the sale out although no answer came back"
     assert len(writes(cc_fake, "auth")) == 1, "a sale must never be retried"
@@ -146,7 +148,7 @@ def test_unknown_outcome_is_resolved_by_finding_the_payment(cc_fake: CardConnect
     gateway = cardconnect(cc_fake, pool)
     cc_fake.set_fault("drop")
     with pytest.raises(OutcomeUnknown):
-        gateway.process_payment(sale())
+        gateway.charge(sale())
 
     found = gateway.find_payment("ord-1001-a")
 
@@ -160,55 +162,64 @@ def test_find_payment_ignores_declines_and_voids_and_reads_lists(cc_fake: CardCo
     gateway = cardconnect(cc_fake, pool)
     assert gateway.find_payment("ord-none") is None
     with pytest.raises(Declined):
-        gateway.process_payment(sale(order_id="ord-2", number="4387751111111053"))
+        gateway.charge(sale(order_id="ord-2", number="4387751111111053"))
     assert gateway.find_payment("ord-2") is None
 
-    paid = gateway.process_payment(sale(order_id="ord-2"))  # same order id: the fake answers a list
+    paid = gateway.charge(sale(order_id="ord-2"))  # same order id: the fake answers a list
     found = gateway.find_payment("ord-2")
     assert found is not None and found.transaction_id == paid.transaction_id
     assert sum(t.orderid == "ord-2" for t in cc_fake.transactions.values()) == 2, "inquireByOrderid answers a list"
 
-    gateway.process_refund(refund(paid.transaction_id))
+    refund_or_void(gateway, refund(paid.transaction_id))
     assert gateway.find_payment("ord-2") is None
 
 
-def test_cancel_payment_voids_by_order_id(cc_fake: CardConnectFake, pool: HttpPool) -> None:
+def test_a_payment_found_by_order_id_is_voided_by_its_retref(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     gateway = cardconnect(cc_fake, pool)
-    paid = gateway.process_payment(sale())
+    paid = gateway.charge(sale())
 
-    cancelled = gateway.cancel_payment("ord-1001-a")
+    found = gateway.find_payment("ord-1001-a")
+    assert found is not None
+    voided = gateway.void(found.transaction_id)
 
-    assert cancelled is not None and cancelled.action == "void"
-    assert cancelled.transaction_id == paid.transaction_id
-    assert writes(cc_fake, "voidByOrderId") == [{"merchid": CC_MID, "orderid": "ord-1001-a"}]
+    assert (voided.action, voided.transaction_id) == ("void", paid.transaction_id)
+    assert writes(cc_fake, "void") == [{"merchid": CC_MID, "retref": paid.transaction_id}]
     assert cc_fake.live_charges() == []
-    assert gateway.cancel_payment("ord-1001-a") is None
-    assert gateway.cancel_payment("ord-never-sent") is None
+    assert gateway.find_payment("ord-1001-a") is None
+    with pytest.raises(NotRefundable):
+        gateway.void(paid.transaction_id)  # already voided: the gateway refuses (PPS 25)
 
 
-def test_cancel_payment_tries_three_times_when_no_answer_comes(cc_fake: CardConnectFake, pool: HttpPool) -> None:
+def test_a_void_that_gets_no_answer_is_unknown(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     gateway = cardconnect(cc_fake, pool)
-    gateway.process_payment(sale())
-    cc_fake.set_fault("drop", count=2, match="voidByOrderId", carry_out=False)
+    paid = gateway.charge(sale())
+    cc_fake.set_fault("http500", count=None, match="/void")
 
-    cancelled = gateway.cancel_payment("ord-1001-a")
-
-    assert cancelled is not None
-    assert len(writes(cc_fake, "voidByOrderId")) == 3
-    assert cc_fake.live_charges() == []
-
-    gateway.process_payment(sale(order_id="ord-3"))
-    cc_fake.set_fault("http500", count=None, match="voidByOrderId")
     with pytest.raises(OutcomeUnknown):
-        gateway.cancel_payment("ord-3")
-    assert len(writes(cc_fake, "voidByOrderId")) == 6
+        gateway.void(paid.transaction_id)
+    assert len(writes(cc_fake, "void")) == 1, "a void is sent once; the caller settles what is unknown"
+
+
+def test_an_uncaptured_authorization_is_voidable_in_part(cc_fake: CardConnectFake, pool: HttpPool) -> None:
+    # Our sales capture at once; an authorization alone comes from elsewhere (the merchant's terminal).
+    body = {"merchid": CC_MID, "account": APPROVE_CC, "expiry": "1228", "amount": "19.99", "orderid": "ord-auth"}
+    retref = requests.put(cc_fake.base_url + "/auth", json=body, auth=CC_MERCHANTS[CC_MID], timeout=5).json()["retref"]
+    gateway = cardconnect(cc_fake, pool)
+
+    status = gateway.payment_status(retref)
+    voided = gateway.void(retref, Decimal("5.00"))
+
+    assert (status.state, status.voidable, status.voidable_in_part, status.settled) == ("Authorized", True, True, False)
+    assert writes(cc_fake, "void") == [{"merchid": CC_MID, "retref": retref, "amount": "5.00"}]
+    assert (voided.action, voided.amount) == ("void", Decimal("5.00"))
+    assert cc_fake.transactions[retref].amount == Decimal("14.99")
 
 
 def test_refund_before_settlement_is_a_void(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     gateway = cardconnect(cc_fake, pool)
-    paid = gateway.process_payment(sale())
+    paid = gateway.charge(sale())
 
-    result = gateway.process_refund(refund(paid.transaction_id))
+    result = refund_or_void(gateway, refund(paid.transaction_id))
 
     assert (result.action, result.amount, result.transaction_id) == ("void", Decimal("19.99"), paid.transaction_id)
     inquire = cc_fake.requests[-2]
@@ -219,10 +230,10 @@ def test_refund_before_settlement_is_a_void(cc_fake: CardConnectFake, pool: Http
 
 def test_partial_refund_before_settlement_is_not_refundable(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     gateway = cardconnect(cc_fake, pool)
-    paid = gateway.process_payment(sale())
+    paid = gateway.charge(sale())
 
     with pytest.raises(NotRefundable, match="only after the payment settles"):
-        gateway.process_refund(refund(paid.transaction_id, "5.00"))
+        refund_or_void(gateway, refund(paid.transaction_id, "5.00"))
 
     assert writes(cc_fake, "void") == [] and writes(cc_fake, "refund") == []
     assert len(cc_fake.live_charges()) == 1
@@ -230,10 +241,10 @@ def test_partial_refund_before_settlement_is_not_refundable(cc_fake: CardConnect
 
 def test_full_refund_after_settlement(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     gateway = cardconnect(cc_fake, pool)
-    paid = gateway.process_payment(sale())
+    paid = gateway.charge(sale())
     cc_fake.settle_all()
 
-    result = gateway.process_refund(refund(paid.transaction_id))
+    result = refund_or_void(gateway, refund(paid.transaction_id))
 
     assert writes(cc_fake, "refund") == [{"merchid": CC_MID, "retref": paid.transaction_id, "orderid": "ord-1001-r1"}]
     assert result.action == "refund" and result.transaction_id != paid.transaction_id
@@ -243,50 +254,50 @@ def test_full_refund_after_settlement(cc_fake: CardConnectFake, pool: HttpPool) 
 
 def test_partial_refunds_after_settlement(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     gateway = cardconnect(cc_fake, pool)
-    paid = gateway.process_payment(sale())
+    paid = gateway.charge(sale())
     cc_fake.settle(paid.transaction_id)
 
-    first = gateway.process_refund(refund(paid.transaction_id, "5.00"))
-    second = gateway.process_refund(refund(paid.transaction_id, "14.99", order_id="ord-1001-r2"))
+    first = refund_or_void(gateway, refund(paid.transaction_id, "5.00"))
+    second = refund_or_void(gateway, refund(paid.transaction_id, "14.99", order_id="ord-1001-r2"))
 
     assert [body["amount"] for body in writes(cc_fake, "refund")] == ["5.00", "14.99"]
     assert (first.amount, second.amount) == (Decimal("5.00"), Decimal("14.99"))
     assert cc_fake.transactions[paid.transaction_id].refunded == Decimal("19.99")
     with pytest.raises(NotRefundable):
-        gateway.process_refund(refund(paid.transaction_id, "0.01", order_id="ord-1001-r3"))
+        refund_or_void(gateway, refund(paid.transaction_id, "0.01", order_id="ord-1001-r3"))
 
 
 def test_refund_above_the_payment_is_rejected(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     gateway = cardconnect(cc_fake, pool)
-    paid = gateway.process_payment(sale())
+    paid = gateway.charge(sale())
     cc_fake.settle_all()
 
     with pytest.raises(RequestRejected):
-        gateway.process_refund(refund(paid.transaction_id, "20.00"))
+        refund_or_void(gateway, refund(paid.transaction_id, "20.00"))
     assert writes(cc_fake, "refund") == []
 
 
 def test_refund_of_a_voided_payment_says_why(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     gateway = cardconnect(cc_fake, pool)
-    paid = gateway.process_payment(sale())
-    gateway.process_refund(refund(paid.transaction_id))
+    paid = gateway.charge(sale())
+    refund_or_void(gateway, refund(paid.transaction_id))
 
     with pytest.raises(NotRefundable, match="payment already voided"):
-        gateway.process_refund(refund(paid.transaction_id, order_id="ord-1001-r2"))
+        refund_or_void(gateway, refund(paid.transaction_id, order_id="ord-1001-r2"))
 
 
 def test_refund_of_an_unknown_or_foreign_payment_is_not_found(cc_fake: CardConnectFake, pool: HttpPool) -> None:
-    other = cardconnect(cc_fake, pool, merchid="800000000002").process_payment(sale())
+    other = cardconnect(cc_fake, pool, merchid="800000000002").charge(sale())
 
     for payment_id in ("123456789012", other.transaction_id):
         with pytest.raises(TransactionNotFound):
-            cardconnect(cc_fake, pool).process_refund(refund(payment_id))
+            refund_or_void(cardconnect(cc_fake, pool), refund(payment_id))
     assert cc_fake.auth_failures == 0
 
 
 def test_wrong_credentials_are_rejected(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     with pytest.raises(CredentialsRejected) as rejected:
-        cardconnect(cc_fake, pool, password="not-the-password").process_payment(sale())
+        cardconnect(cc_fake, pool, password="not-the-password").charge(sale())
 
     assert rejected.value.http_status == 401
     assert cc_fake.auth_failures == 1 and cc_fake.live_charges() == []
@@ -297,17 +308,17 @@ def test_connection_refused_is_unreachable(pool: HttpPool) -> None:
     with CardConnectFake(merchants=CC_MERCHANTS) as fake:
         gateway = cardconnect(fake, pool, base_url=base_url)
         with pytest.raises(GatewayUnreachable):
-            gateway.process_payment(sale())
+            gateway.charge(sale())
 
 
 def test_http_400_is_a_rejected_request(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     cc_fake.set_fault("http400")
     with pytest.raises(RequestRejected, match="HTTP 400"):
-        cardconnect(cc_fake, pool).process_payment(sale())
+        cardconnect(cc_fake, pool).charge(sale())
 
 
 def test_http_404_is_our_wrong_url_not_the_request(cc_fake: CardConnectFake, pool: HttpPool) -> None:
     gateway = cardconnect(cc_fake, pool, base_url=cc_fake.root_url + "/cardconnect/wrong")
 
     with pytest.raises(GatewayMisconfigured, match="CARDCONNECT_URL"):
-        gateway.process_payment(sale())
+        gateway.charge(sale())

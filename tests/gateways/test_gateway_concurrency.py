@@ -32,7 +32,7 @@ def pay_concurrently(gateways: list[Gateway], number: str) -> dict[str, GatewayR
     def one(index: int) -> tuple[str, GatewayResult]:
         order_id = f"ord-{index:03d}-m{index % len(gateways)}"
         start.wait()
-        return order_id, gateways[index % len(gateways)].process_payment(sale(order_id=order_id, number=number))
+        return order_id, gateways[index % len(gateways)].charge(sale(order_id=order_id, number=number))
 
     with ThreadPoolExecutor(THREADS) as executor:
         return dict(executor.map(one, range(THREADS)))
@@ -75,7 +75,7 @@ def sequential_connections(
     pool = HttpPool(TIMEOUTS)
     gateway = gateway_for(pool)
     for n in range(20):
-        gateway.process_payment(sale(order_id=f"ord-seq-{n}", number=number))
+        gateway.charge(sale(order_id=f"ord-seq-{n}", number=number))
     pool.close()
     return len(fake.client_ports())
 
@@ -92,9 +92,9 @@ def test_a_cookie_set_on_one_merchants_answer_never_reaches_another(
 ) -> None:
     cc_fake.sets_cookies = pl_fake.sets_cookies = True
     for n, merchid in enumerate(sorted(CC_MERCHANTS)):
-        cardconnect(cc_fake, pool, merchid=merchid).process_payment(sale(order_id=f"ord-cookie-{n}"))
+        cardconnect(cc_fake, pool, merchid=merchid).charge(sale(order_id=f"ord-cookie-{n}"))
     for n, key in enumerate(sorted(PL_ACCOUNTS)):
-        payload(pl_fake, pool, api_key=key).process_payment(sale(order_id=f"ord-cookie-{n}", number=APPROVE_PL))
+        payload(pl_fake, pool, api_key=key).charge(sale(order_id=f"ord-cookie-{n}", number=APPROVE_PL))
 
     requests = [*cc_fake.requests, *pl_fake.requests]
     assert len(requests) == 8 and all(r.status == 200 for r in requests)

@@ -16,6 +16,7 @@ from gateways.cardconnect import CardConnectGateway
 from gateways.errors import CredentialsRejected, Declined, GatewayError
 from gateways.http import HttpPool
 from gateways.payload import PayloadGateway
+from shared.refunds import refund_or_void
 from tests.fakes import CardConnectFake, PayloadFake
 from tests.gateways.helpers import (
     APPROVE_CC,
@@ -50,15 +51,15 @@ def secrets_for(gateway: Gateway, pan: str) -> tuple[list[str], list[str]]:
 def exercise(gateway: Gateway, pan: str, declined_pan: str, settle: Callable[[], None], bad: Gateway) -> list[str]:
     """A sale, a void, a settled refund, a decline and a credentials error; the texts of the errors."""
     errors: list[str] = []
-    paid = gateway.process_payment(sale(order_id="ord-scrub-1", number=pan, card=_card(pan)))
-    gateway.process_refund(RefundRequest(payment_id=paid.transaction_id, amount=None, order_id="ord-scrub-r1"))
-    paid = gateway.process_payment(sale(order_id="ord-scrub-2", number=pan, card=_card(pan)))
+    paid = gateway.charge(sale(order_id="ord-scrub-1", number=pan, card=_card(pan)))
+    refund_or_void(gateway, RefundRequest(payment_id=paid.transaction_id, amount=None, order_id="ord-scrub-r1"))
+    paid = gateway.charge(sale(order_id="ord-scrub-2", number=pan, card=_card(pan)))
     settle()
     partial = RefundRequest(payment_id=paid.transaction_id, amount=Decimal("1.00"), order_id="ord-scrub-r2")
-    gateway.process_refund(partial)
+    refund_or_void(gateway, partial)
     for failing, number in ((gateway, declined_pan), (bad, pan)):
         with pytest.raises((Declined, CredentialsRejected)) as error:
-            failing.process_payment(sale(order_id="ord-scrub-3", number=number, card=_card(number)))
+            failing.charge(sale(order_id="ord-scrub-3", number=number, card=_card(number)))
         assert isinstance(error.value, GatewayError)
         errors.append(f"{error.value!s} {error.value.code} {error.value!r}")
     assert gateway.find_payment("ord-scrub-2") is not None

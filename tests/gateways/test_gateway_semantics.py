@@ -11,6 +11,7 @@ import pytest
 from gateways.base import BillingAddress, RefundRequest
 from gateways.errors import Declined, NotRefundable, OutcomeUnknown, RequestRejected, StandardError
 from gateways.http import HttpPool
+from shared.refunds import refund_or_void
 from tests.fakes import CardConnectFake, PayloadFake
 from tests.fakes.cardconnect import PREPAID_BALANCE, PREPAID_CARD
 from tests.fakes.payload import HOLD_CARD, PROCESSING_CARD
@@ -48,7 +49,7 @@ def test_cardconnect_declines_map_by_processor_and_code(
     cc_fake.decline_cards[card] = (respproc, respcode, resptext)
 
     with pytest.raises(Declined) as declined:
-        cardconnect(cc_fake, pool).process_payment(sale(number=card))
+        cardconnect(cc_fake, pool).charge(sale(number=card))
 
     assert (declined.value.code, declined.value.message) == (respcode, resptext), source
     assert declined.value.standard is standard, source
@@ -60,7 +61,7 @@ def test_the_same_code_from_another_processor_is_not_read_as_the_first_ones(
     # NU is insufficient funds on FNOR; the code alone says nothing on another processor.
     cc_fake.decline_cards["4000000000001091"] = ("RPCT", "NU", "Decline")
     with pytest.raises(Declined) as declined:
-        cardconnect(cc_fake, pool).process_payment(sale(number="4000000000001091"))
+        cardconnect(cc_fake, pool).charge(sale(number="4000000000001091"))
     assert declined.value.standard is StandardError.DECLINED
 
 
@@ -69,9 +70,9 @@ def test_cardconnect_fake_answers_the_uat_cards_as_fnor_and_its_own_refusals_as_
 ) -> None:
     gateway = cardconnect(cc_fake, pool)
     with pytest.raises(Declined):
-        gateway.process_payment(sale(number="4387751111111038"))
+        gateway.charge(sale(number="4387751111111038"))
     with pytest.raises(Declined) as wrong_currency:
-        gateway.process_payment(sale(order_id="ord-2", currency="CAD"))
+        gateway.charge(sale(order_id="ord-2", currency="CAD"))
     assert wrong_currency.value.standard is StandardError.CONFIG_ERROR
     assert sorted((t.respproc, t.respcode) for t in cc_fake.transactions.values()) == [("FNOR", "05"), ("PPS", "32")]
 
@@ -90,7 +91,7 @@ def test_cardconnect_cuts_free_text_to_its_limits_and_sends_zip_plus_four_withou
         postal_code="62701-1234",
         country="us",
     )
-    cardconnect(cc_fake, pool).process_payment(sale(billing=billing))
+    cardconnect(cc_fake, pool).charge(sale(billing=billing))
 
     [wire] = [r.body for r in cc_fake.requests if r.path.endswith("/auth")]
     assert wire["name"] == "Maximiliana Cordelia Throckmor"
@@ -107,7 +108,7 @@ def test_cardconnect_refuses_a_country_that_is_not_two_letters_before_sending(
 ) -> None:
     billing = BillingAddress(postal_code="62701", country=country)
     with pytest.raises(RequestRejected, match="country") as refused:
-        cardconnect(cc_fake, pool).process_payment(sale(billing=billing))
+        cardconnect(cc_fake, pool).charge(sale(billing=billing))
     assert refused.value.code == "country"
     assert cc_fake.requests == []
 
@@ -130,10 +131,10 @@ def test_cardconnect_fake_refuses_what_breaks_the_limits(cc_fake: CardConnectFak
 
 def test_cardconnect_partial_approval_reports_the_amount_approved(pool: HttpPool) -> None:
     with CardConnectFake(merchants=CC_MERCHANTS, partial_auth=frozenset({CC_MID})) as fake:
-        result = cardconnect(fake, pool).process_payment(sale(amount="25.00", number=PREPAID_CARD))
+        result = cardconnect(fake, pool).charge(sale(amount="25.00", number=PREPAID_CARD))
 
         assert (result.code, result.message, result.amount) == ("10", "Partial Approval", PREPAID_BALANCE)
-        voided = cardconnect(fake, pool).void_payment(result.transaction_id)
+        voided = cardconnect(fake, pool).void(result.transaction_id)
         assert voided.action == "void" and voided.transaction_id == result.transaction_id
         assert [r.body for r in fake.requests if r.path.endswith("/void")] == [
             {"merchid": CC_MID, "retref": result.transaction_id}
@@ -145,16 +146,16 @@ def test_cardconnect_prepaid_card_declines_without_partial_authorization(
     cc_fake: CardConnectFake, pool: HttpPool
 ) -> None:
     with pytest.raises(Declined) as declined:
-        cardconnect(cc_fake, pool).process_payment(sale(amount="25.00", number=PREPAID_CARD))
+        cardconnect(cc_fake, pool).charge(sale(amount="25.00", number=PREPAID_CARD))
     assert declined.value.standard is StandardError.INSUFFICIENT_FUNDS
-    assert cardconnect(cc_fake, pool).process_payment(sale(amount="9.00", number=PREPAID_CARD)).amount == Decimal("9")
+    assert cardconnect(cc_fake, pool).charge(sale(amount="9.00", number=PREPAID_CARD)).amount == Decimal("9")
 
 
 # --- Payload statuses -----------------------------------------------------------------------
 
 
 def test_payload_sale_answered_authorized_is_completed_into_a_sale(pl_fake: PayloadFake, pool: HttpPool) -> None:
-    result = payload(pl_fake, pool).process_payment(sale(number=HOLD_CARD))
+    result = payload(pl_fake, pool).charge(sale(number=HOLD_CARD))
 
     assert result.action == "sale"
     [post, put] = pl_fake.requests
@@ -168,7 +169,7 @@ def test_payload_hold_left_by_a_lost_completion_is_found_and_completed(pl_fake: 
     gateway = payload(pl_fake, pool)
     pl_fake.set_fault("http500", match="PUT /transactions/")
     with pytest.raises(OutcomeUnknown):
-        gateway.process_payment(sale(number=HOLD_CARD))
+        gateway.charge(sale(number=HOLD_CARD))
     [hold] = pl_fake.live_charges()
     assert hold.status == "authorized"
 
@@ -181,13 +182,13 @@ def test_payload_hold_left_by_a_lost_completion_is_found_and_completed(pl_fake: 
 def test_payload_processing_is_unknown_and_counts_as_a_charge(pl_fake: PayloadFake, pool: HttpPool) -> None:
     gateway = payload(pl_fake, pool)
     with pytest.raises(OutcomeUnknown, match="processing"):
-        gateway.process_payment(sale(number=PROCESSING_CARD))
+        gateway.charge(sale(number=PROCESSING_CARD))
     [charge] = pl_fake.live_charges()
 
     with pytest.raises(OutcomeUnknown, match="processing"):
         gateway.find_payment("ord-1001-a")
     with pytest.raises(NotRefundable, match="processing"):
-        gateway.process_refund(RefundRequest(payment_id=charge.id, amount=None, order_id="ord-1001-r1"))
+        refund_or_void(gateway, RefundRequest(payment_id=charge.id, amount=None, order_id="ord-1001-r1"))
 
     pl_fake.finish(charge.id, "processed")
     found = gateway.find_payment("ord-1001-a")
@@ -197,31 +198,32 @@ def test_payload_processing_is_unknown_and_counts_as_a_charge(pl_fake: PayloadFa
 def test_payload_processing_that_ends_declined_is_no_charge(pl_fake: PayloadFake, pool: HttpPool) -> None:
     gateway = payload(pl_fake, pool)
     with pytest.raises(OutcomeUnknown):
-        gateway.process_payment(sale(number=PROCESSING_CARD))
+        gateway.charge(sale(number=PROCESSING_CARD))
     pl_fake.finish(pl_fake.live_charges()[0].id, "rejected")
     assert gateway.find_payment("ord-1001-a") is None
 
 
-def test_payload_cancel_voids_a_processing_payment(pl_fake: PayloadFake, pool: HttpPool) -> None:
+def test_payload_void_voids_a_processing_payment(pl_fake: PayloadFake, pool: HttpPool) -> None:
     gateway = payload(pl_fake, pool)
     with pytest.raises(OutcomeUnknown):
-        gateway.process_payment(sale(number=PROCESSING_CARD))
+        gateway.charge(sale(number=PROCESSING_CARD))
+    [charge] = pl_fake.live_charges()
 
-    cancelled = gateway.cancel_payment("ord-1001-a")
+    voided = gateway.void(charge.id)
 
-    assert cancelled is not None and cancelled.action == "void"
+    assert (voided.action, voided.transaction_id) == ("void", charge.id)
     assert pl_fake.live_charges() == []
 
 
 def test_payload_statuses_are_read_case_insensitively(pl_fake: PayloadFake, pool: HttpPool) -> None:
     pl_fake.capitalised = True
     gateway = payload(pl_fake, pool)
-    paid = gateway.process_payment(sale(number=APPROVE_PL))
+    paid = gateway.charge(sale(number=APPROVE_PL))
     assert pl_fake.requests[-1].method == "POST"
     found = gateway.find_payment("ord-1001-a")
     assert found is not None and found.transaction_id == paid.transaction_id
 
-    voided = gateway.process_refund(RefundRequest(payment_id=paid.transaction_id, amount=None, order_id="r-1"))
+    voided = refund_or_void(gateway, RefundRequest(payment_id=paid.transaction_id, amount=None, order_id="r-1"))
 
     assert voided.action == "void"
     assert pl_fake.live_charges() == []

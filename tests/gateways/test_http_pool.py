@@ -205,9 +205,9 @@ def test_no_proxy_hosts_are_reached_directly_and_others_through_the_proxy(
     pool = HttpPool(TIMEOUTS)
     direct = cardconnect(cc_fake, pool, base_url=f"http://127.0.0.1:{cc_fake.port}/cardconnect/rest")
     proxied = cardconnect(cc_fake, pool, base_url=f"http://localhost:{cc_fake.port}/cardconnect/rest")
-    direct.process_payment(sale(order_id="ord-direct"))
-    proxied.process_payment(sale(order_id="ord-proxied"))
-    direct.process_payment(sale(order_id="ord-direct-2"))
+    direct.charge(sale(order_id="ord-direct"))
+    proxied.charge(sale(order_id="ord-proxied"))
+    direct.charge(sale(order_id="ord-direct-2"))
     pool.close()
 
     assert [(r.method, r.target) for r in egress_proxy.requests] == [
@@ -232,7 +232,7 @@ def test_proxies_are_resolved_once_per_gateway_url(
     monkeypatch.setattr(requests.utils, "get_environ_proxies", counting)
     pool = HttpPool(TIMEOUTS)
     for n in range(5):
-        cardconnect(cc_fake, pool).process_payment(sale(order_id=f"ord-once-{n}"))
+        cardconnect(cc_fake, pool).charge(sale(order_id=f"ord-once-{n}"))
     pool.close()
     assert calls == [f"http://127.0.0.1:{cc_fake.port}"]
 

@@ -29,7 +29,7 @@ def test_cardconnect_unreadable_inquire_by_order_id_is_unknown(
     cc_fake: CardConnectFake, pool: HttpPool, monkeypatch: pytest.MonkeyPatch, body: Any
 ) -> None:
     gateway = cardconnect(cc_fake, pool)
-    gateway.process_payment(sale(order_id="ord-lookup-1"))
+    gateway.charge(sale(order_id="ord-lookup-1"))
     answer_lookups_with(cc_fake, monkeypatch, body)
     for find in (gateway.find_payment, gateway.find_refund):
         with pytest.raises(OutcomeUnknown) as raised:
@@ -51,7 +51,7 @@ def test_payload_unreadable_search_is_unknown(
     pl_fake: PayloadFake, pool: HttpPool, monkeypatch: pytest.MonkeyPatch, body: Any
 ) -> None:
     gateway = payload(pl_fake, pool)
-    gateway.process_payment(sale(order_id="ord-lookup-2"))
+    gateway.charge(sale(order_id="ord-lookup-2"))
     answer_lookups_with(pl_fake, monkeypatch, body)
     for find in (gateway.find_payment, gateway.find_refund):
         with pytest.raises(OutcomeUnknown) as raised:

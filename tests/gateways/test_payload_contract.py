@@ -11,6 +11,7 @@ import payload as payload_api
 
 from gateways.base import RefundRequest
 from gateways.http import HttpPool
+from shared.refunds import refund_or_void
 from tests.fakes import PayloadFake, RecordedRequest
 from tests.gateways.helpers import APPROVE_PL, PL_KEY, payload, sale
 
@@ -40,7 +41,7 @@ def test_payment_refund_and_void_bodies_match_the_library(pl_fake: PayloadFake, 
 
     library_paid = library_payment(session, "ord-lib-1", 19.99)
     [library_sale] = pl_fake.requests
-    ours_paid = gateway.process_payment(sale(order_id="ord-lib-1", amount="19.99", number=APPROVE_PL))
+    ours_paid = gateway.charge(sale(order_id="ord-lib-1", amount="19.99", number=APPROVE_PL))
     ours_sale = pl_fake.requests[-1]
 
     pl_fake.settle_all()
@@ -49,17 +50,18 @@ def test_payment_refund_and_void_bodies_match_the_library(pl_fake: PayloadFake, 
         amount=7.07, ledger=[session.Ledger(assoc_transaction_id=library_paid.id)], order_number="ord-lib-r1"
     )
     [library_refund] = pl_fake.requests
-    gateway.process_refund(
-        RefundRequest(payment_id=ours_paid.transaction_id, amount=Decimal("7.07"), order_id="ord-lib-r1")
+    refund_or_void(
+        gateway, RefundRequest(payment_id=ours_paid.transaction_id, amount=Decimal("7.07"), order_id="ord-lib-r1")
     )
     ours_refund = pl_fake.requests[-1]
 
     library_unsettled = library_payment(session, "ord-lib-2", 0.07)
-    ours_unsettled = gateway.process_payment(sale(order_id="ord-lib-2", amount="0.07", number=APPROVE_PL))
+    ours_unsettled = gateway.charge(sale(order_id="ord-lib-2", amount="0.07", number=APPROVE_PL))
     pl_fake.clear_requests()
     library_unsettled.update(status="voided")
     [library_void] = pl_fake.requests
-    gateway.process_refund(RefundRequest(payment_id=ours_unsettled.transaction_id, amount=None, order_id="ord-lib-r2"))
+    unsettled = RefundRequest(payment_id=ours_unsettled.transaction_id, amount=None, order_id="ord-lib-r2")
+    refund_or_void(gateway, unsettled)
     ours_void = pl_fake.requests[-1]
 
     assert wire(ours_sale) == wire(library_sale)

@@ -19,6 +19,7 @@ from gateways.errors import (
 )
 from gateways.http import HttpPool
 from gateways.payload import PayloadGateway
+from shared.refunds import refund_or_void
 from tests.fakes import PayloadFake, unused_local_url
 from tests.gateways.helpers import APPROVE_PL, PL_ACCOUNTS, PL_KEY, basic, payload, sale
 
@@ -37,7 +38,7 @@ PAYMENT_BODY = {
 
 
 def pay(gateway: PayloadGateway, order_id: str = "ord-1001-a", amount: str = "19.99", number: str = APPROVE_PL) -> str:
-    return gateway.process_payment(sale(order_id=order_id, amount=amount, number=number)).transaction_id
+    return gateway.charge(sale(order_id=order_id, amount=amount, number=number)).transaction_id
 
 
 def refund(payment_id: str, amount: str | None = None, order_id: str = "ord-1001-r1") -> RefundRequest:
@@ -57,7 +58,7 @@ def test_declares_its_type_and_credentials() -> None:
 
 
 def test_approved_sale_sends_the_exact_request(pl_fake: PayloadFake, pool: HttpPool) -> None:
-    result = payload(pl_fake, pool).process_payment(sale(number=APPROVE_PL))
+    result = payload(pl_fake, pool).charge(sale(number=APPROVE_PL))
 
     [request] = pl_fake.requests
     assert (request.method, request.path) == ("POST", "/transactions")
@@ -83,7 +84,7 @@ def test_amounts_survive_the_json_number_edge(pl_fake: PayloadFake, pool: HttpPo
 
 
 def test_long_comments_are_cut_to_payloads_description_limit(pl_fake: PayloadFake, pool: HttpPool) -> None:
-    payload(pl_fake, pool).process_payment(sale(number=APPROVE_PL, comment="x" * 300))
+    payload(pl_fake, pool).charge(sale(number=APPROVE_PL, comment="x" * 300))
 
     assert pl_fake.requests[0].body["description"] == "x" * 128
 
@@ -121,7 +122,7 @@ def test_lost_answers_are_unknown_outcomes(pl_fake: PayloadFake, pool: HttpPool,
     assert len(sent(pl_fake, "POST")) == 1, "a sale must never be retried"
 
 
-def test_find_and_cancel_payment_by_order_number(pl_fake: PayloadFake, pool: HttpPool) -> None:
+def test_find_payment_by_order_number_then_void_it(pl_fake: PayloadFake, pool: HttpPool) -> None:
     gateway = payload(pl_fake, pool)
     assert gateway.find_payment("ord-1001-a") is None
     with pytest.raises(Declined):
@@ -133,25 +134,26 @@ def test_find_and_cancel_payment_by_order_number(pl_fake: PayloadFake, pool: Htt
 
     found = gateway.find_payment("ord-1001-a")
     search = pl_fake.requests[-1]
-    cancelled = gateway.cancel_payment("ord-1001-a")
+    assert found is not None
+    voided = gateway.void(found.transaction_id)
 
     assert (search.method, search.path, search.query) == (
         "GET",
         "/transactions",
         {"order_number": "ord-1001-a", "type": "payment"},
     )
-    assert found is not None and found.transaction_id == pl_fake.transactions[found.transaction_id].id
-    assert cancelled is not None and (cancelled.action, cancelled.transaction_id) == ("void", found.transaction_id)
+    assert found.transaction_id == pl_fake.transactions[found.transaction_id].id
+    assert (voided.action, voided.transaction_id) == ("void", found.transaction_id)
     assert sent(pl_fake, "PUT") == [{"status": "voided"}]
     assert pl_fake.live_charges() == []
-    assert gateway.find_payment("ord-1001-a") is None and gateway.cancel_payment("ord-1001-a") is None
+    assert gateway.find_payment("ord-1001-a") is None
 
 
 def test_refund_before_settlement_is_a_void(pl_fake: PayloadFake, pool: HttpPool) -> None:
     gateway = payload(pl_fake, pool)
     payment_id = pay(gateway)
 
-    result = gateway.process_refund(refund(payment_id))
+    result = refund_or_void(gateway, refund(payment_id))
 
     get, put = pl_fake.requests[-2:]
     assert (get.method, get.path) == ("GET", f"/transactions/{payment_id}")
@@ -165,7 +167,7 @@ def test_partial_refund_before_settlement_is_not_refundable(pl_fake: PayloadFake
     payment_id = pay(gateway)
 
     with pytest.raises(NotRefundable, match="only after the payment settles"):
-        gateway.process_refund(refund(payment_id, "5.00"))
+        refund_or_void(gateway, refund(payment_id, "5.00"))
     assert sent(pl_fake, "PUT") == [] and len(sent(pl_fake, "POST")) == 1
 
 
@@ -174,7 +176,7 @@ def test_full_refund_after_settlement(pl_fake: PayloadFake, pool: HttpPool) -> N
     payment_id = pay(gateway)
     pl_fake.settle_all()
 
-    result = gateway.process_refund(refund(payment_id))
+    result = refund_or_void(gateway, refund(payment_id))
 
     assert pl_fake.requests[-1].body == {
         "amount": Decimal("19.99"),
@@ -191,13 +193,13 @@ def test_partial_refunds_after_settlement(pl_fake: PayloadFake, pool: HttpPool) 
     payment_id = pay(gateway)
     pl_fake.settle(payment_id)
 
-    first = gateway.process_refund(refund(payment_id, "0.07"))
-    second = gateway.process_refund(refund(payment_id, "19.92", order_id="ord-1001-r2"))
+    first = refund_or_void(gateway, refund(payment_id, "0.07"))
+    second = refund_or_void(gateway, refund(payment_id, "19.92", order_id="ord-1001-r2"))
 
     assert (first.amount, second.amount) == (Decimal("0.07"), Decimal("19.92"))
     assert pl_fake.transactions[payment_id].refunded == Decimal("19.99")
     with pytest.raises(RequestRejected):
-        gateway.process_refund(refund(payment_id, "0.01", order_id="ord-1001-r3"))
+        refund_or_void(gateway, refund(payment_id, "0.01", order_id="ord-1001-r3"))
 
 
 def test_refund_above_the_payment_is_rejected(pl_fake: PayloadFake, pool: HttpPool) -> None:
@@ -206,19 +208,19 @@ def test_refund_above_the_payment_is_rejected(pl_fake: PayloadFake, pool: HttpPo
     pl_fake.settle_all()
 
     with pytest.raises(RequestRejected):
-        gateway.process_refund(refund(payment_id, "19.991"))
+        refund_or_void(gateway, refund(payment_id, "19.991"))
     with pytest.raises(RequestRejected, match="exceeds"):
-        gateway.process_refund(refund(payment_id, "20.00"))
+        refund_or_void(gateway, refund(payment_id, "20.00"))
     assert len(sent(pl_fake, "POST")) == 1
 
 
 def test_refund_of_a_voided_payment_says_why(pl_fake: PayloadFake, pool: HttpPool) -> None:
     gateway = payload(pl_fake, pool)
     payment_id = pay(gateway)
-    gateway.process_refund(refund(payment_id))
+    refund_or_void(gateway, refund(payment_id))
 
     with pytest.raises(NotRefundable, match="payment already voided"):
-        gateway.process_refund(refund(payment_id, order_id="ord-1001-r2"))
+        refund_or_void(gateway, refund(payment_id, order_id="ord-1001-r2"))
 
 
 def test_refund_of_an_unknown_or_foreign_payment_is_not_found(pl_fake: PayloadFake, pool: HttpPool) -> None:
@@ -226,7 +228,7 @@ def test_refund_of_an_unknown_or_foreign_payment_is_not_found(pl_fake: PayloadFa
 
     for payment_id in ("txn_missing", foreign):
         with pytest.raises(TransactionNotFound):
-            payload(pl_fake, pool).process_refund(refund(payment_id))
+            refund_or_void(payload(pl_fake, pool), refund(payment_id))
 
 
 def test_wrong_key_or_processing_account_is_rejected(pl_fake: PayloadFake, pool: HttpPool) -> None:

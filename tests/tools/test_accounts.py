@@ -10,13 +10,14 @@ from typing import ClassVar
 
 import pytest
 
-from gateways.base import CredentialField, Gateway, GatewayResult, RefundRequest, SaleRequest
+from gateways.base import CredentialField, Gateway
 from gateways.errors import CredentialsRejected, GatewayUnreachable
 from gateways.registry import gateway_types
 from shared.credentials import SECRET_CONTENT_TYPE
 from shared.settings import Settings
 from tests.conftest import LeakGuard
 from tests.fakes.keyvault import FakeKeyVault
+from tests.support import UncalledGateway
 from tools import accounts
 
 ACCOUNT = 4242
@@ -24,15 +25,7 @@ NAME = f"merchant-account-{ACCOUNT}"
 USERNAME, PASSWORD, MERCHANT_ID = "opsuser-7f3k", "S3cr3t-Pa55word!", "496160873888"
 
 
-class _TestGateway(Gateway):
-    def process_payment(self, sale: SaleRequest) -> GatewayResult:
-        raise NotImplementedError
-
-    def process_refund(self, refund: RefundRequest) -> GatewayResult:
-        raise NotImplementedError
-
-
-class LoginGateway(_TestGateway):
+class LoginGateway(UncalledGateway):
     """Shaped like CardConnect, without depending on its file."""
 
     type_id = 501
@@ -44,7 +37,7 @@ class LoginGateway(_TestGateway):
     )
 
 
-class VerifyingGateway(_TestGateway):
+class VerifyingGateway(UncalledGateway):
     type_id = 502
     name = "Verifier"
     credential_fields = (CredentialField("apiKey", "ApiKey", 1),)
@@ -331,14 +324,6 @@ def test_verify_error_when_the_gateway_cannot_be_reached(vault: FakeKeyVault) ->
 def test_verify_error_when_there_is_no_secret(vault: FakeKeyVault) -> None:
     assert run(vault, "verify", str(ACCOUNT)) == 2
     assert VerifyingGateway.seen == []
-
-
-def test_verify_unsupported_for_a_gateway_without_verify_credentials(
-    vault: FakeKeyVault, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert set_login(vault) == 0
-    assert run(vault, "verify", str(ACCOUNT)) == 3
-    assert "verification is not supported for LoginPay" in capsys.readouterr().err
 
 
 def test_a_vault_is_required(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,8 +10,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from gateways.base import CredentialField, Gateway, GatewayResult, RefundRequest, SaleRequest
+from gateways.base import CredentialField, Gateway
 from gateways.registry import gateway_types
+from tests.support import UncalledGateway
 from tools import migrations
 
 SQL_DIR = migrations.DEFAULT_OUT
@@ -20,21 +21,13 @@ REGISTERED = {
 }
 
 
-class _TestGateway(Gateway):
-    def process_payment(self, sale: SaleRequest) -> GatewayResult:
-        raise NotImplementedError
-
-    def process_refund(self, refund: RefundRequest) -> GatewayResult:
-        raise NotImplementedError
-
-
-class EightFieldGateway(_TestGateway):
+class EightFieldGateway(UncalledGateway):
     type_id = 77
     name = "Eight"
     credential_fields = tuple(CredentialField(f"f{n}", f"F{n}", n) for n in range(1, 9))
 
 
-class QuotedGateway(_TestGateway):
+class QuotedGateway(UncalledGateway):
     type_id = 78
     name = "O'Brien Pay 100%"
     credential_fields = (CredentialField("key", "Merchant's Key", 2), CredentialField("id", "Id", 1))
@@ -218,7 +211,7 @@ def test_the_cli_refuses_more_than_seven_fields(tmp_path: Path, capsys: pytest.C
 
 
 def test_duplicate_display_orders_are_refused() -> None:
-    class Twice(_TestGateway):
+    class Twice(UncalledGateway):
         type_id = 79
         name = "Twice"
         credential_fields = (CredentialField("a", "A", 1), CredentialField("b", "B", 1))
