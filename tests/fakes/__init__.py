@@ -4,7 +4,7 @@ exports), and a `ForwardingProxy` (see their modules)."""
 
 from tests.fakes._server import RecordedRequest, unused_local_url
 from tests.fakes.cardconnect import CardConnectFake, CardConnectTxn
-from tests.fakes.payload import PayloadFake, PayloadTxn
+from tests.fakes.payload import PayloadFake
 from tests.fakes.proxy import ForwardingProxy
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "CardConnectTxn",
     "ForwardingProxy",
     "PayloadFake",
-    "PayloadTxn",
     "RecordedRequest",
     "unused_local_url",
 ]

@@ -461,6 +461,8 @@ PROFILE = Profile(
     wrong_credentials={"username": USER, "password": "revoked-password", "merchantId": MERCHID},
     approving=TestCard("4788250000121443"),
     declining=TestCard("4387751111111038"),
-    declined={"statusCode": "05", "errorCode": "declined", "responseMessage": "Do not honor"},
+    approved={"statusCode": "00", "responseMessage": "Approval"},
+    declined={"statusCode": "05", "errorCode": "declined", "responseMessage": "Do not honor",
+              "gatewayHttpStatusCode": 200},
     sale="PUT /cardconnect/rest/auth$",
 )

@@ -39,15 +39,18 @@ against its fake:
 
     PROFILE = Profile(
         start=lambda: AcmeFake(merchants={"m-1": "secret-1"}),  # a new fake serving one merchant
-        merchant="m-1",                                        # that merchant's key in the ledger
+        merchant="m-1",                # that merchant's key in the ledger (optional if it is the only one)
         credentials={"merchantId": "m-1", "apiKey": "secret-1"},   # its account's stored credentials
         wrong_credentials={"merchantId": "m-1", "apiKey": "revoked"},  # the same merchant, refused
-        approving=TestCard("4111111111111111"),                # a card (and amount) that approves
-        declining=TestCard("4000000000000002"),                # one that declines, and the envelope
-        declined={"statusCode": "05", "errorCode": "declined", "responseMessage": "Do not honor"},
+        approving=TestCard("4111111111111111"),                # a card (and amount) that approves,
+        approved={"statusCode": "00", "responseMessage": "Approved"},  # and its envelope's gateway fields
+        declining=TestCard("4000000000000002"),                # one that declines, and its envelope's
+        declined={"statusCode": "05", "errorCode": "declined", "responseMessage": "Do not honor",
+                  "gatewayHttpStatusCode": 200},
         sale="POST /v1/sales$",                # regex on "METHOD /path" of the sale request
     )
-    # optional: currency="USD" (the account's), settle=lambda fake, payment_id: ... (fake.settle)
+    # optional: voided={...} (a void's statusCode and responseMessage, if not `approved`'s),
+    # currency="USD" (the account's), settle=lambda fake, payment_id: ... (default fake.settle)
 
 The suite aims the kit's faults at `sale`: `http429` (rate limited), `http500`, `drop` (the sale
 carried out, its answer lost). It records the scrub transcript itself, through the gateway's own
@@ -380,17 +383,20 @@ def _settle(fake: KitFake, payment_id: str) -> None:
     fake.settle(payment_id)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Profile:
     """What the conformance suite needs from one gateway's fake (see the module docstring)."""
 
     start: Callable[[], KitFake]
-    merchant: str
+    merchant: str = ""
+    """The merchant's key in the fake's ledger; "" when the fake serves no other."""
     credentials: Mapping[str, str]
     wrong_credentials: Mapping[str, str]
     approving: TestCard
+    approved: Mapping[str, Any]
     declining: TestCard
-    declined: Mapping[str, str]
+    declined: Mapping[str, Any]
     sale: str
+    voided: Mapping[str, Any] | None = None
     currency: str = "USD"
     settle: Callable[[KitFake, str], None] = _settle

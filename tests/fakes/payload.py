@@ -19,9 +19,8 @@ DECLINE_CARDS = {"4000000000000002": "general_decline"} | {f"411111111111990{n}"
 HOLD_CARD, PROCESSING_CARD = "4000000000000143", "4000000000000259"
 TRIGGERS = {HOLD_CARD: kit.AUTHORIZED, PROCESSING_CARD: kit.PENDING}
 WORDS = {kit.APPROVED: "processed", kit.AUTHORIZED: "authorized", kit.PENDING: "processing", "voided": "voided"}
-REFUSALS = {"settled": "payment already settled; refund it instead", "amount": "exceeds the refundable amount",
-            "not_settled": "payment not yet settled; void it instead"}
-PayloadTxn = Record  # `fake.transactions` values: the transaction's JSON, plus `currency` and `refunded`
+REFUSALS = {"settled": "already settled; refund it", "amount": "exceeds what is left", "not_settled": "not settled yet"}
+MESSAGES = {"processed": "Transaction approved", "declined": "Card declined", "rejected": "Card declined"}
 
 
 class PayloadFake(KitFake):
@@ -34,8 +33,7 @@ class PayloadFake(KitFake):
     def view(self, txn: Txn) -> Record:
         return Record(self._json(txn), currency=txn.currency, refunded=txn.refunded)
 
-    def finish(self, txn_id: str, status: str) -> None:
-        """A payment that was `processing` reaches its final status (processed, declined, rejected)."""
+    def finish(self, txn_id: str, status: str) -> None:  # processed, declined or rejected
         decline = None if status == "processed" else "general_decline"
         self.ledger.finish(txn_id, decline is None, word=status, code=decline)
 
@@ -115,7 +113,7 @@ class PayloadFake(KitFake):
         ledger = [{"assoc_transaction_id": txn.payment_id, "amount": txn.amount}] if txn.payment_id else []
         card = {"card_number": "xxxxxxxxxxxx" + txn.card}
         return {"object": "transaction", "id": txn.id, "type": txn.kind, "amount": txn.amount, "status": word,
-                "status_code": code, "status_message": f"Transaction {word}",
+                "status_code": code, "status_message": MESSAGES.get(word, f"Transaction {word}"),
                 "funding_status": "batched" if txn.settled else "pending", "processing_id": txn.merchant,
                 "order_number": txn.order_id, "description": txn.data.get("description"), "ledger": ledger,
                 "payment_method": {"object": "payment_method", "type": "card", "card": card}}
@@ -139,11 +137,13 @@ def error(status: int, error_type: str, description: str, details: dict[str, Any
 KEY, ACCOUNT = "test_secret_key_conformance", "acct_conformance"
 PROFILE = Profile(
     start=lambda: PayloadFake(accounts={KEY: ACCOUNT}),
-    merchant=ACCOUNT,
     credentials={"apiKey": KEY, "processingId": ACCOUNT},
     wrong_credentials={"apiKey": "test_secret_key_revoked", "processingId": ACCOUNT},
     approving=TestCard("4242424242424242"),
     declining=TestCard("4000000000000002"),
-    declined={"statusCode": "general_decline", "errorCode": "declined", "responseMessage": "Transaction declined"},
+    approved={"statusCode": "approved", "responseMessage": "Transaction approved"},
+    voided={"statusCode": "voided", "responseMessage": "Transaction voided"},
+    declined={"statusCode": "general_decline", "errorCode": "declined", "responseMessage": "Card declined",
+              "gatewayHttpStatusCode": 400},
     sale="POST /transactions$",
 )
