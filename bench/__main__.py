@@ -125,7 +125,7 @@ class Bench:
         settings = Settings(
             credential_source="keyvault",
             key_vault_url=self.vault.url,
-            cardconnect_url=base_url,
+            gateway_url_overrides={"CARDCONNECT_URL": base_url},
             idempotency_sqlite_path=workdir / "idempotency.sqlite",
         )
         from shared.telemetry import OFF

@@ -21,7 +21,6 @@ from gateways.errors import GatewayError, RequestRejected
 
 if TYPE_CHECKING:
     from gateways.http import HttpPool
-    from shared.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -125,6 +124,8 @@ class RefundRequest:
 
 
 Action = Literal["sale", "void", "refund"]
+Environment = Literal["test", "live"]
+"""Which of its URLs a gateway is called at: its sandbox (`test_url`) or production (`live_url`)."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,13 @@ class Gateway(ABC):
     type_id: ClassVar[int]
     name: ClassVar[str]
     credential_fields: ClassVar[tuple[CredentialField, ...]]
+    test_url: ClassVar[str] = ""
+    """The base URL outside production (GATEWAY_ENVIRONMENT=test); "" for a gateway called at no URL."""
+    live_url: ClassVar[str] = ""
+    url_setting: ClassVar[str] = ""
+    """The app setting that overrides the URL (a merchant's own site, a proxy, a local fake)."""
+    legacy_url_settings: ClassVar[tuple[str, ...]] = ()
+    """Older settings that still configure the URL; the gateway's `base_url` reads them."""
     currencies: ClassVar[frozenset[str]] = frozenset({"USD"})
     """ISO 4217 codes the gateway can take at all; each merchant account takes one of them."""
     token_kinds: ClassVar[frozenset[str]] = frozenset()
@@ -294,9 +302,17 @@ class Gateway(ABC):
         return self.context.http
 
     @classmethod
-    def base_url(cls, settings: Settings) -> str:
-        """The gateway's base URL from the settings; gateways without one return ''."""
-        return ""
+    def url_settings(cls) -> tuple[str, ...]:
+        """Every app setting this gateway's URL may come from."""
+        return tuple(name for name in (cls.url_setting, *cls.legacy_url_settings) if name)
+
+    @classmethod
+    def base_url(cls, environment: Environment, overrides: Mapping[str, str]) -> str:
+        """The URL this gateway is called at: its `url_setting` when set, else the environment's URL."""
+        override = (overrides.get(cls.url_setting) or "").strip() if cls.url_setting else ""
+        if override:
+            return override.rstrip("/")
+        return cls.live_url if environment == "live" else cls.test_url
 
     @classmethod
     def is_transaction_id(cls, value: str) -> bool:

@@ -21,6 +21,7 @@ from gateways.base import (
     BillingAddress,
     Card,
     CredentialField,
+    Environment,
     Gateway,
     GatewayContext,
     GatewayResult,
@@ -39,7 +40,6 @@ from gateways.errors import (
     TransactionNotFound,
 )
 from gateways.http import FILTERED, gateway_url, scrub_transcript
-from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,12 @@ ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~-]{0,49}")
 class CardConnectGateway(Gateway):
     type_id = 2
     name = "CardConnect"
+    test_url = "https://fts-uat.cardconnect.com/cardconnect/rest"
+    live_url = "https://fts.cardconnect.com/cardconnect/rest"
+    """Production is really `https://<site>.cardconnect.com/...`, the site CardPointe gives each
+    merchant (gateway reference §1.1): set CARDCONNECT_URL to it."""
     url_setting = "CARDCONNECT_URL"
+    legacy_url_settings = ("CARDCONNECT_HOSTNAME",)
     credential_fields = (
         CredentialField("username", "Login", 1, aliases=("login",)),
         CredentialField("password", "Password", 2),
@@ -89,8 +94,12 @@ class CardConnectGateway(Gateway):
         self.merchid = credentials["merchantId"]
 
     @classmethod
-    def base_url(cls, settings: Settings) -> str:
-        return settings.cardconnect_url
+    def base_url(cls, environment: Environment, overrides: Mapping[str, str]) -> str:
+        # V1 configured a bare host name, https and the REST path implied; CARDCONNECT_URL wins.
+        host = (overrides.get("CARDCONNECT_HOSTNAME") or "").strip()
+        if host and not (overrides.get(cls.url_setting) or "").strip():
+            return f"https://{host}/cardconnect/rest"
+        return super().base_url(environment, overrides)
 
     def charge(self, sale: SaleRequest) -> GatewayResult:
         post = self._new_request()

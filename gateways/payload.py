@@ -47,7 +47,6 @@ from gateways.errors import (
     TransactionNotFound,
 )
 from gateways.http import NO_STATUSES, HttpReply, StatusError, gateway_url, scrub_transcript
-from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +58,9 @@ ORDER_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~-]{0,63}")
 class PayloadGateway(Gateway):
     type_id = 1
     name = "Payload"
+    test_url = "https://api.payload.com"
+    live_url = "https://api.payload.com"
+    """One host for both: a test API key (`test_secret_key_...`) is what keeps a call in the sandbox."""
     url_setting = "PAYLOAD_API_URL"
     credential_fields = (
         CredentialField("apiKey", "ApiKey", 1),
@@ -89,10 +91,6 @@ class PayloadGateway(Gateway):
     def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
         super().__init__(credentials, context)
         self.processing_id = credentials["processingId"]
-
-    @classmethod
-    def base_url(cls, settings: Settings) -> str:
-        return settings.payload_api_url
 
     def charge(self, sale: SaleRequest) -> GatewayResult:
         if sale.currency.upper() not in self.currencies:

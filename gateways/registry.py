@@ -36,6 +36,7 @@ def _discover() -> Mapping[int, type[Gateway]]:
                 and "type_id" in vars(value)
             ):
                 check_credential_fields(value)
+                check_urls(value)
                 if value.type_id in found:
                     raise RuntimeError(
                         f"gateway type id {value.type_id} is claimed by both "
@@ -53,6 +54,19 @@ def check_credential_fields(cls: type[Gateway]) -> None:
             f"{cls.__name__} must declare at most {MAX_CREDENTIAL_FIELDS} credential fields with distinct "
             "display orders (the monolith's table has Field1..Field7)"
         )
+
+
+def check_urls(cls: type[Gateway]) -> None:
+    """A gateway called at a URL declares both its URLs and the setting that overrides them; one
+    called at none (the simulator) declares none of them."""
+    declared = [bool(cls.test_url), bool(cls.live_url), bool(cls.url_setting)]
+    if any(declared) and not all(declared):
+        raise RuntimeError(f"{cls.__name__} must declare test_url, live_url and url_setting together")
+
+
+def url_settings() -> tuple[str, ...]:
+    """Every app setting a registered gateway's URL may come from, in type id order."""
+    return tuple(name for _, cls in sorted(gateway_types().items()) for name in cls.url_settings())
 
 
 def gateway_types() -> Mapping[int, type[Gateway]]:

@@ -17,11 +17,15 @@ param environmentName string
 })
 param location string
 
-@description('CardConnect REST base URL (UAT by default; set the production URL per environment).')
-param cardConnectUrl string = 'https://fts-uat.cardconnect.com/cardconnect/rest'
+@description('Which URLs the gateways are called at: test (each gateway sandbox) or live.')
+@allowed([
+  'test'
+  'live'
+])
+param gatewayEnvironment string = 'test'
 
-@description('Payload API base URL.')
-param payloadApiUrl string = 'https://api.payload.com'
+@description('Gateway URL overrides as app settings, NAME=URL pairs separated by semicolons; each NAME is the setting a gateway declares (its url_setting), e.g. a merchant site URL in production.')
+param gatewayUrlOverrides string = ''
 
 @description('Maximum number of Flex Consumption instances.')
 @minValue(40)
@@ -183,8 +187,8 @@ module functionApp 'modules/functionapp.bicep' = {
     deploymentContainerName: storage.outputs.deploymentContainerName
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     keyVaultUri: keyVault.outputs.uri
-    cardConnectUrl: cardConnectUrl
-    payloadApiUrl: payloadApiUrl
+    gatewayEnvironment: gatewayEnvironment
+    gatewayUrlOverrides: gatewayUrlOverrides
     idempotencyTableName: storage.outputs.idempotencyTableName
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

@@ -122,7 +122,8 @@ class GatewayFactory:
                 raise
             raise InvalidRequestCredentials(f"{error.detail} (sent in the request)") from None
         http = self._http if deadline is None else self._http.until(deadline)
-        context = GatewayContext(merchant_account_id, cls.base_url(self._settings), http)
+        base_url = cls.base_url(self._settings.gateway_environment, self._settings.gateway_url_overrides)
+        context = GatewayContext(merchant_account_id, base_url, http)
         return cls(values, context), account
 
     def _request_account(

@@ -1,7 +1,10 @@
 """The one settings object: read once from the environment, typed, validated.
 
 In Azure these are app settings; locally `local.settings.json` `Values` (loaded into the
-environment by the devhost or `func start`, the environment winning).
+environment by the devhost or `func start`, the environment winning). Each setting's name, default
+and bound is declared once, on its field below; `Settings.from_env` reads them with pydantic-settings.
+Gateway URLs are not fields: each gateway declares its URLs and the setting that overrides them
+(`gateways/`), and the settings carry only `GATEWAY_ENVIRONMENT` and the overrides that are set.
 """
 
 from __future__ import annotations
@@ -10,10 +13,16 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from gateways.registry import url_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CREDENTIALS_FILE = REPO_ROOT / "local.credentials.json"
@@ -45,120 +54,102 @@ the instance that wrote a record's time and the one reading it."""
 DEFAULT_LEASE_SECONDS = FUNCTION_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
+def _flag(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    word = value.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
         return True
-    if value in {"0", "false", "no", "off"}:
+    if word in {"0", "false", "no", "off"}:
         return False
-    raise SettingsError(f"{name} must be true or false")
+    raise ValueError("must be true or false")
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number") from None
-    if not value > minimum:
-        raise SettingsError(f"{name} must be greater than {minimum:g}")
-    return value
+def _word(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}")
-    return value
+def _trimmed(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
 
 
-def _lease(env: Mapping[str, str], function_timeout: float) -> float:
-    lease = _float(env, "IDEMPOTENCY_LEASE_SECONDS", function_timeout + LEASE_MARGIN_SECONDS)
-    if lease <= function_timeout:
-        # A shorter lease would let a retry (or the reconciler) take over a request that is still
-        # running, and both would act at the gateway.
-        raise SettingsError(
-            f"IDEMPOTENCY_LEASE_SECONDS must be longer than host.json's functionTimeout ({function_timeout:g} s)"
-        )
-    return lease
+def _in_repo(path: Path) -> Path:
+    """A relative path is relative to the app's folder, whatever the working directory."""
+    return path if path.is_absolute() else REPO_ROOT / path
 
 
-def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
-    raw = env.get(name) or default
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise SettingsError(f"{name} must be a decimal amount") from None
-    if not value.is_finite() or value <= 0:
-        raise SettingsError(f"{name} must be a positive amount")
-    return value
-
-
-def _cardconnect_url(env: Mapping[str, str]) -> str:
-    url = (env.get("CARDCONNECT_URL") or "").strip()
-    if url:
-        return url.rstrip("/")
-    # V1 configured a bare host name; https and the REST path were implied.
-    host = (env.get("CARDCONNECT_HOSTNAME") or "").strip()
-    if host:
-        return f"https://{host}/cardconnect/rest"
-    return "https://fts-uat.cardconnect.com/cardconnect/rest"
-
-
-def _otlp_endpoint(env: Mapping[str, str]) -> str:
-    endpoint = (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip().rstrip("/")
+def _otlp_endpoint(endpoint: str) -> str:
+    endpoint = endpoint.rstrip("/")
     if endpoint and not endpoint.startswith(("http://", "https://")):
-        raise SettingsError("OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL")
+        raise ValueError("must be an http:// or https:// URL")
     return endpoint
 
 
-@dataclass(frozen=True)
-class Settings:
-    credential_source: Literal["keyvault", "file"] = "file"
-    key_vault_url: str = ""
-    local_credentials_file: Path = DEFAULT_CREDENTIALS_FILE
-    credential_cache_ttl_seconds: float = 300.0
-    cardconnect_url: str = "https://fts-uat.cardconnect.com/cardconnect/rest"
-    payload_api_url: str = "https://api.payload.com"
-    enable_simulator: bool = False
-    allow_request_credentials: bool = False
-    gateway_connect_timeout_seconds: float = 5.0
-    # CardConnect waits 31 s for the processor and answers "Timed out" at 32 s, so a shorter read
-    # timeout would turn its definite answers into unknown outcomes.
-    gateway_timeout_seconds: float = 40.0
-    max_amount: Decimal = Decimal("100000.00")
-    idempotency_store: Literal["sqlite", "table"] = "sqlite"
-    idempotency_sqlite_path: Path = REPO_ROOT / ".data" / "idempotency.sqlite"
-    idempotency_table_name: str = "idempotency"
-    storage_connection_string: str = field(default="", repr=False)
-    storage_table_service_uri: str = ""
-    idempotency_hmac_key: str = field(default="", repr=False)
-    idempotency_hmac_secret_name: str = ""
+Flag = Annotated[bool, BeforeValidator(_flag)]
+"""true/false, 1/0, yes/no, on/off, in any case."""
+Choice = BeforeValidator(_word)
+Text = Annotated[str, BeforeValidator(_trimmed)]
+RepoPath = Annotated[Path, AfterValidator(_in_repo)]
+
+
+def _setting(name: str, default: Any, **bounds: Any) -> Any:
+    return Field(default, validation_alias=name, **bounds)
+
+
+class Settings(BaseSettings):
+    """Built from the environment by `from_env`. Constructed directly (tests, tools), it holds
+    exactly what it is given over the defaults and reads no environment."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, populate_by_name=True, case_sensitive=True, env_ignore_empty=True, extra="forbid"
+    )
+
+    credential_source: Annotated[Literal["keyvault", "file"], Choice] = _setting("CREDENTIAL_SOURCE", "file")
+    key_vault_url: Text = _setting("KEY_VAULT_URL", "")
+    local_credentials_file: RepoPath = _setting("LOCAL_CREDENTIALS_FILE", DEFAULT_CREDENTIALS_FILE)
+    credential_cache_ttl_seconds: float = _setting("CREDENTIAL_CACHE_TTL_SECONDS", 300.0, gt=0)
+    gateway_environment: Annotated[Literal["test", "live"], Choice] = _setting("GATEWAY_ENVIRONMENT", "test")
+    gateway_url_overrides: Mapping[str, str] = Field(default_factory=dict)
+    """The gateway URL settings that are set (each gateway's `url_setting`, and the older names a
+    gateway still reads), by name."""
+    enable_simulator: Flag = _setting("ENABLE_SIMULATOR", False)
+    allow_request_credentials: Flag = _setting("ALLOW_REQUEST_CREDENTIALS", False)
+    gateway_connect_timeout_seconds: float = _setting("GATEWAY_CONNECT_TIMEOUT_SECONDS", 5.0, gt=0)
+    # The slowest gateway's own processor timeout (31-32 s at one of them) must fit inside the read
+    # timeout, or its definite answers would turn into unknown outcomes.
+    gateway_timeout_seconds: float = _setting("GATEWAY_TIMEOUT_SECONDS", 40.0, gt=0)
+    max_amount: Decimal = _setting("MAX_PAYMENT_AMOUNT", Decimal("100000.00"), gt=0, allow_inf_nan=False)
+    idempotency_store: Annotated[Literal["sqlite", "table"], Choice] = _setting("IDEMPOTENCY_STORE", "sqlite")
+    idempotency_sqlite_path: RepoPath = _setting("IDEMPOTENCY_SQLITE_PATH", REPO_ROOT / ".data" / "idempotency.sqlite")
+    idempotency_table_name: Text = _setting("IDEMPOTENCY_TABLE_NAME", "idempotency")
+    storage_connection_string: Text = _setting("AzureWebJobsStorage", "", repr=False)
+    storage_table_service_uri: Text = _setting("AzureWebJobsStorage__tableServiceUri", "")
+    idempotency_hmac_key: str = _setting("IDEMPOTENCY_HMAC_KEY", "", repr=False)
+    idempotency_hmac_secret_name: Text = _setting("IDEMPOTENCY_HMAC_SECRET_NAME", "")
     function_timeout_seconds: float = FUNCTION_TIMEOUT_SECONDS
     """host.json's functionTimeout: not a setting, read from the file the host itself reads."""
     # An in-progress record older than the lease was left by an instance that died mid-call; the
-    # gateway may have acted, so it is treated as unknown. Longer than any invocation can run.
-    idempotency_lease_seconds: float = DEFAULT_LEASE_SECONDS
-    idempotency_retention_hours: float = 48.0
-    reconcile_after_seconds: float = 600.0
+    # gateway may have acted, so it is treated as unknown. Longer than any invocation can run
+    # (`from_env` refuses a lease at or below the function timeout).
+    idempotency_lease_seconds: float = _setting("IDEMPOTENCY_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, gt=0)
+    idempotency_retention_hours: float = _setting("IDEMPOTENCY_RETENTION_HOURS", 48.0, ge=24)
+    reconcile_after_seconds: float = _setting("RECONCILE_AFTER_SECONDS", 600.0, gt=0)
     # An attempt each RECONCILE_AFTER_SECONDS (on the 5-minute timer): 2-3 hours of gateway trouble
     # before an operator is asked to settle the record by hand.
-    reconcile_max_attempts: int = 12
-    telemetry_enabled: bool = True
-    applicationinsights_connection_string: str = field(default="", repr=False)
-    applicationinsights_authentication_string: str = field(default="", repr=False)
-    otel_exporter_otlp_endpoint: str = ""
+    reconcile_max_attempts: int = _setting("RECONCILE_MAX_ATTEMPTS", 12, ge=1)
+    telemetry_enabled: Flag = _setting("TELEMETRY_ENABLED", True)
+    applicationinsights_connection_string: Text = _setting("APPLICATIONINSIGHTS_CONNECTION_STRING", "", repr=False)
+    applicationinsights_authentication_string: Text = _setting(
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "", repr=False
+    )
+    otel_exporter_otlp_endpoint: Annotated[Text, AfterValidator(_otlp_endpoint)] = _setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", ""
+    )
+
+    @field_validator("gateway_url_overrides", mode="after")
+    @classmethod
+    def _set_overrides_only(cls, overrides: Mapping[str, str]) -> Mapping[str, str]:
+        return {name: value.strip() for name, value in overrides.items() if value.strip()}
 
     @property
     def telemetry_exporter(self) -> Literal["azure_monitor", "otlp", "off"]:
@@ -171,56 +162,93 @@ class Settings:
         return "otlp" if self.otel_exporter_otlp_endpoint else "off"
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what the constructor is given: `from_env` is the one reader of the environment.
+        return (init_settings,)
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """Every setting's environment name (the gateway URL settings are the gateways' own)."""
+        return tuple(str(info.validation_alias) for info in cls.model_fields.values() if info.validation_alias)
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings `env` (default: the process environment) gives. Raises `SettingsError`
+        naming the first setting that is malformed, never its value."""
         env = os.environ if env is None else env
-        source = (env.get("CREDENTIAL_SOURCE") or "file").strip().lower()
-        if source not in ("keyvault", "file"):
-            raise SettingsError("CREDENTIAL_SOURCE must be keyvault or file")
-        key_vault_url = (env.get("KEY_VAULT_URL") or "").strip()
-        if source == "keyvault" and not key_vault_url.startswith("https://"):
-            raise SettingsError("KEY_VAULT_URL must be an https:// vault URL when CREDENTIAL_SOURCE=keyvault")
-        credentials_file = Path(env.get("LOCAL_CREDENTIALS_FILE") or DEFAULT_CREDENTIALS_FILE)
-        if not credentials_file.is_absolute():
-            credentials_file = REPO_ROOT / credentials_file
-        store = (env.get("IDEMPOTENCY_STORE") or "sqlite").strip().lower()
-        if store not in ("sqlite", "table"):
-            raise SettingsError("IDEMPOTENCY_STORE must be sqlite or table")
-        sqlite_path = Path(env.get("IDEMPOTENCY_SQLITE_PATH") or REPO_ROOT / ".data" / "idempotency.sqlite")
-        if not sqlite_path.is_absolute():
-            sqlite_path = REPO_ROOT / sqlite_path
-        table_uri = (env.get("AzureWebJobsStorage__tableServiceUri") or "").strip()
-        connection_string = (env.get("AzureWebJobsStorage") or "").strip()
-        if store == "table" and not (table_uri or connection_string):
-            raise SettingsError(
-                "IDEMPOTENCY_STORE=table needs AzureWebJobsStorage or AzureWebJobsStorage__tableServiceUri"
-            )
-        return cls(
-            idempotency_store="table" if store == "table" else "sqlite",
-            idempotency_sqlite_path=sqlite_path,
-            idempotency_table_name=(env.get("IDEMPOTENCY_TABLE_NAME") or "idempotency").strip(),
-            storage_connection_string=connection_string,
-            storage_table_service_uri=table_uri,
-            idempotency_hmac_key=env.get("IDEMPOTENCY_HMAC_KEY") or "",
-            idempotency_hmac_secret_name=(env.get("IDEMPOTENCY_HMAC_SECRET_NAME") or "").strip(),
-            idempotency_lease_seconds=_lease(env, FUNCTION_TIMEOUT_SECONDS),
-            idempotency_retention_hours=_float(env, "IDEMPOTENCY_RETENTION_HOURS", 48.0, minimum=24.0 - 1e-9),
-            reconcile_after_seconds=_float(env, "RECONCILE_AFTER_SECONDS", 600.0),
-            reconcile_max_attempts=_int(env, "RECONCILE_MAX_ATTEMPTS", 12),
-            credential_source="keyvault" if source == "keyvault" else "file",
-            key_vault_url=key_vault_url,
-            local_credentials_file=credentials_file,
-            credential_cache_ttl_seconds=_float(env, "CREDENTIAL_CACHE_TTL_SECONDS", 300.0),
-            cardconnect_url=_cardconnect_url(env),
-            payload_api_url=(env.get("PAYLOAD_API_URL") or "https://api.payload.com").strip().rstrip("/"),
-            enable_simulator=_bool(env, "ENABLE_SIMULATOR", False),
-            allow_request_credentials=_bool(env, "ALLOW_REQUEST_CREDENTIALS", False),
-            gateway_connect_timeout_seconds=_float(env, "GATEWAY_CONNECT_TIMEOUT_SECONDS", 5.0),
-            gateway_timeout_seconds=_float(env, "GATEWAY_TIMEOUT_SECONDS", 40.0),
-            max_amount=_decimal(env, "MAX_PAYMENT_AMOUNT", "100000.00"),
-            telemetry_enabled=_bool(env, "TELEMETRY_ENABLED", True),
-            applicationinsights_connection_string=(env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or "").strip(),
-            applicationinsights_authentication_string=(
-                env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING") or ""
-            ).strip(),
-            otel_exporter_otlp_endpoint=_otlp_endpoint(env),
+        values = _Environment(cls, env)()
+        overrides = {name: env[name] for name in url_settings() if env.get(name)}
+        try:
+            settings = cls(**values, gateway_url_overrides=overrides)
+        except ValidationError as error:
+            raise SettingsError(_explain(error)) from None
+        _check_together(settings)
+        return settings
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping, reading only declared settings:
+    names exactly as written, and an empty value as unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._env, case_sensitive=True, ignore_empty=True)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field.validation_alias is None:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+def _explain(error: ValidationError) -> str:
+    """The first problem as `NAME must ...`: from the field's declared type and bound, never from
+    the value (pydantic's own messages and `input` may quote it)."""
+    problem = error.errors(include_input=False, include_url=False)[0]
+    name = str(problem["loc"][0]) if problem["loc"] else "a setting"
+    field = next((f for f in Settings.model_fields.values() if f.validation_alias == name), None)
+    kind, context = problem["type"], problem.get("ctx") or {}
+    annotation = field.annotation if field is not None else None
+    if kind == "value_error":
+        return f"{name} {context.get('error')}"
+    if kind == "literal_error":
+        return f"{name} must be {str(context.get('expected', '')).replace(chr(39), '')}"
+    if annotation is Decimal:
+        return f"{name} must be a positive amount" if kind == "greater_than" else f"{name} must be a decimal amount"
+    if kind == "greater_than":
+        return f"{name} must be greater than {context['gt']:g}"
+    if kind == "greater_than_equal":
+        return f"{name} must be at least {context['ge']:g}"
+    if annotation is int:
+        return f"{name} must be a whole number"
+    if annotation is float:
+        return f"{name} must be a number"
+    return f"{name} is not valid"
+
+
+def _check_together(settings: Settings) -> None:
+    """What one setting requires of another in a deployment (tests may build other combinations)."""
+    if settings.credential_source == "keyvault" and not settings.key_vault_url.startswith("https://"):
+        raise SettingsError("KEY_VAULT_URL must be an https:// vault URL when CREDENTIAL_SOURCE=keyvault")
+    if settings.idempotency_store == "table" and not (
+        settings.storage_table_service_uri or settings.storage_connection_string
+    ):
+        raise SettingsError(
+            "IDEMPOTENCY_STORE=table needs AzureWebJobsStorage or AzureWebJobsStorage__tableServiceUri"
+        )
+    if settings.idempotency_lease_seconds <= settings.function_timeout_seconds:
+        # A shorter lease would let a retry (or the reconciler) take over a request that is still
+        # running, and both would act at the gateway.
+        raise SettingsError(
+            "IDEMPOTENCY_LEASE_SECONDS must be longer than host.json's functionTimeout "
+            f"({settings.function_timeout_seconds:g} s)"
         )

@@ -62,7 +62,8 @@ def gateways(request: pytest.FixtureRequest, tmp_path: Path, leak_guard: LeakGua
         accounts={PL_KEY: PL_PROCESSING}
     ) as pl:
         settings = make_settings(
-            tmp_path, cardconnect_url=cc.base_url, payload_api_url=pl.base_url, gateway_timeout_seconds=0.5
+            tmp_path, gateway_url_overrides={"CARDCONNECT_URL": cc.base_url, "PAYLOAD_API_URL": pl.base_url},
+            gateway_timeout_seconds=0.5,
         )
         write_credentials(
             settings.local_credentials_file,
@@ -264,7 +265,9 @@ def test_cardconnect_respstat_b_is_unknown_not_a_decline(gateways: Gateways) -> 
 def test_connection_refused_is_a_plain_retryable_failure(gateways: Gateways) -> None:
     from tests.fakes import unused_local_url
 
-    settings = make_settings(gateways.tmp_path, cardconnect_url=unused_local_url() + "/cardconnect/rest")
+    settings = make_settings(
+        gateways.tmp_path, gateway_url_overrides={"CARDCONNECT_URL": unused_local_url() + "/cardconnect/rest"}
+    )
     install_service(settings)
     meta = new_meta()
     first = pay(cc_payment(), meta)
@@ -295,7 +298,9 @@ def test_four_merchants_thirty_two_threads_through_the_functions(gateways: Gatew
     merchants = {f"49616087380{n}": (f"user-{n}", f"password-{n}") for n in range(4)}
     keys = {f"test_secret_key_m{n}": f"acct_m{n}" for n in range(4)}
     with CardConnectFake(merchants=merchants) as cc, PayloadFake(accounts=keys) as pl:
-        settings = make_settings(tmp_path / "m", cardconnect_url=cc.base_url, payload_api_url=pl.base_url)
+        settings = make_settings(
+            tmp_path / "m", gateway_url_overrides={"CARDCONNECT_URL": cc.base_url, "PAYLOAD_API_URL": pl.base_url}
+        )
         (tmp_path / "m").mkdir()
         accounts: dict[int, dict[str, Any]] = {}
         for n, (mid, (user, password)) in enumerate(merchants.items()):
@@ -391,7 +396,8 @@ def test_unknown_stays_unknown_when_the_lookup_cannot_reach_the_gateway(gateways
     assert len(gateways.cc.live_charges()) == 1
 
     settings = gateways.service.settings
-    install_service(make_settings(gateways.tmp_path, cardconnect_url=unused_local_url() + "/cardconnect/rest"))
+    unreachable_url = {"CARDCONNECT_URL": unused_local_url() + "/cardconnect/rest"}
+    install_service(make_settings(gateways.tmp_path, gateway_url_overrides=unreachable_url))
     unreachable = pay(cc_payment(), meta)
     assert unreachable.status == 503 and unreachable.detail["statusCode"] == "gateway_unreachable"
 
@@ -527,9 +533,10 @@ def test_a_wrong_gateway_url_is_503_and_nothing_is_stored(gateways: Gateways, ga
     fake = gateways.cc if gateway == "cardconnect" else gateways.pl
     body = cc_payment() if gateway == "cardconnect" else pl_payment()
     settings = gateways.service.settings
-    wrong = {"cardconnect_url": gateways.cc.root_url + "/cardconnect/rst"} if gateway == "cardconnect" else {
-        "payload_api_url": gateways.pl.root_url + "/v9"}
-    install_service(make_settings(gateways.tmp_path, **{**vars(settings), **wrong}))
+    wrong = {"CARDCONNECT_URL": gateways.cc.root_url + "/cardconnect/rst"} if gateway == "cardconnect" else {
+        "PAYLOAD_API_URL": gateways.pl.root_url + "/v9"}
+    overrides = {**settings.gateway_url_overrides, **wrong}
+    install_service(make_settings(gateways.tmp_path, **{**vars(settings), "gateway_url_overrides": overrides}))
     meta = new_meta()
 
     first = pay(body, meta)

@@ -52,7 +52,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, leak_guard: LeakGuard)
             PayloadFake(accounts={PL_KEY: PL_PROCESSING, PL_CAD_KEY: PL_CAD_PROCESSING},
                         currencies={PL_CAD_PROCESSING: "CAD"}) as pl:
         settings = make_settings(
-            tmp_path, cardconnect_url=cc.base_url, payload_api_url=pl.base_url, gateway_timeout_seconds=0.5
+            tmp_path, gateway_url_overrides={"CARDCONNECT_URL": cc.base_url, "PAYLOAD_API_URL": pl.base_url},
+            gateway_timeout_seconds=0.5,
         )
         write_credentials(
             settings.local_credentials_file,

@@ -29,7 +29,9 @@ USER, PASSWORD, MID = "leak-user-name", "leak-password-value", "496160873888"
 def cardconnect(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[CardConnectFake]:
     leak_guard.watch(CVV, EXPIRY, USER, PASSWORD)
     with CardConnectFake(merchants={MID: (USER, PASSWORD)}) as fake:
-        settings = make_settings(tmp_path, cardconnect_url=fake.base_url, gateway_timeout_seconds=0.5)
+        settings = make_settings(
+            tmp_path, gateway_url_overrides={"CARDCONNECT_URL": fake.base_url}, gateway_timeout_seconds=0.5
+        )
         settings.local_credentials_file.write_text(json.dumps({
             "2001": {"gatewayTypeId": 2, "credentials": {"username": USER, "password": PASSWORD, "merchantId": MID}},
             "2002": {"gatewayTypeId": 2, "credentials": {"username": USER, "password": "wrong", "merchantId": MID}},

@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -273,7 +273,7 @@ def test_crash_after_the_step_is_recorded_resumes_without_a_second_reversal(
 def test_record_that_cannot_be_settled_moves_to_needs_attention_after_the_set_attempts(
     gateways: Gateways, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = replace(gateways.service.settings, reconcile_max_attempts=3)
+    settings = gateways.service.settings.model_copy(update=dict(reconcile_max_attempts=3))
     install_service(settings, idempotency=gateways.service.idempotency)
     caplog.set_level(logging.INFO)
     s = side(gateways, "cardconnect")
@@ -560,8 +560,9 @@ def test_a_run_stops_taking_records_in_time_to_purge(simulator_service: PaymentS
         assert pay(payment_body(account="4999006200620062")).status == 502
     # 100 s of function timeout, 30 s kept for the purge, records that take 50 s each: records are
     # taken during the first 70 s only, so two are settled and the third waits for the next run.
-    settings = replace(simulator_service.settings, function_timeout_seconds=100.0, gateway_timeout_seconds=0.0,
-                       gateway_connect_timeout_seconds=0.0)
+    settings = simulator_service.settings.model_copy(
+        update=dict(function_timeout_seconds=100.0, gateway_timeout_seconds=0.0, gateway_connect_timeout_seconds=0.0)
+    )
     install_service(settings, idempotency=simulator_service.idempotency)
     clock = iter(range(0, 1000, 50))
     monkeypatch.setattr("shared.reconcile.time.monotonic", lambda: float(next(clock)))

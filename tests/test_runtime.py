@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateways.cardconnect import CardConnectGateway
 from shared import runtime
 from shared.errors import CredentialsUnavailable
 from shared.factory import GatewayFactory
@@ -86,12 +87,17 @@ def test_bad_settings_are_refused_by_name(name: str, value: str) -> None:
         Settings.from_env({name: value})
 
 
+def cardconnect_url(env: dict[str, str]) -> str:
+    settings = Settings.from_env(env)
+    return CardConnectGateway.base_url(settings.gateway_environment, settings.gateway_url_overrides)
+
+
 def test_legacy_cardconnect_hostname_is_honoured() -> None:
-    assert Settings.from_env({"CARDCONNECT_HOSTNAME": "fts.cardconnect.com"}).cardconnect_url == (
+    assert cardconnect_url({"CARDCONNECT_HOSTNAME": "fts.cardconnect.com"}) == (
         "https://fts.cardconnect.com/cardconnect/rest"
     )
     both = {"CARDCONNECT_HOSTNAME": "old.example", "CARDCONNECT_URL": "https://fts-uat.cardconnect.com/cardconnect/rest/"}
-    assert Settings.from_env(both).cardconnect_url == "https://fts-uat.cardconnect.com/cardconnect/rest"
+    assert cardconnect_url(both) == "https://fts-uat.cardconnect.com/cardconnect/rest"
 
 
 def test_keyvault_source_needs_an_https_vault_url() -> None:

@@ -75,7 +75,7 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path, leak_guard: LeakGuard) -
     leak_guard.watch(CC_PASSWORD, "987", "1239")
     with CardConnectFake(merchants={CC_MID: (CC_USER, CC_PASSWORD)}) as cc:
         overrides: dict[str, Any] = {
-            "cardconnect_url": cc.base_url,
+            "gateway_url_overrides": {"CARDCONNECT_URL": cc.base_url},
             "gateway_timeout_seconds": 2.0,
             "idempotency_lease_seconds": 0.5,
         }

@@ -14,7 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,8 @@ def world(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[World]:
         accounts={PL_KEY: PL_PROCESSING}
     ) as pl:
         settings = make_settings(
-            tmp_path, cardconnect_url=cc.base_url, payload_api_url=pl.base_url, gateway_timeout_seconds=0.5
+            tmp_path, gateway_url_overrides={"CARDCONNECT_URL": cc.base_url, "PAYLOAD_API_URL": pl.base_url},
+            gateway_timeout_seconds=0.5,
         )
         write_credentials(
             settings.local_credentials_file,
@@ -335,7 +336,7 @@ def test_a_reconciler_run_is_a_span_with_its_actions_counted(world: World) -> No
 
 
 def test_a_record_reconciliation_cannot_settle_is_counted_as_needs_attention(world: World) -> None:
-    settings = replace(world.service.settings, reconcile_max_attempts=1)
+    settings = world.service.settings.model_copy(update=dict(reconcile_max_attempts=1))
     service = PaymentService(settings, world.service.factory, world.service.idempotency,
                              lambda: b"k", telemetry=world.service.telemetry)
     runtime.install(service)

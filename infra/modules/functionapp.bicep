@@ -37,11 +37,15 @@ param applicationInsightsConnectionString string
 @description('Key Vault URI, e.g. https://kv-xxx.vault.azure.net/.')
 param keyVaultUri string
 
-@description('CardConnect REST base URL.')
-param cardConnectUrl string
+@description('Which URLs the gateways are called at: test or live.')
+@allowed([
+  'test'
+  'live'
+])
+param gatewayEnvironment string
 
-@description('Payload API base URL.')
-param payloadApiUrl string
+@description('Gateway URL overrides: NAME=URL pairs separated by semicolons, each set as the app setting NAME.')
+param gatewayUrlOverrides string
 
 @description('Table used as the idempotency store.')
 param idempotencyTableName string
@@ -63,6 +67,13 @@ param instanceMemoryMB int = 2048
 @minValue(1)
 @maxValue(1000)
 param httpPerInstanceConcurrency int = 16
+
+// Each gateway declares the app setting that overrides its URL; the template names none of them.
+var gatewayUrlEntries = empty(gatewayUrlOverrides) ? [] : split(gatewayUrlOverrides, ';')
+var gatewayUrlSettings = [for entry in gatewayUrlEntries: {
+  name: trim(substring(entry, 0, indexOf(entry, '=')))
+  value: trim(substring(entry, indexOf(entry, '=') + 1))
+}]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: Zone redundancy for Flex Consumption is available only in some regions and requires always-ready instances in every zone (a standing cost); the payment API is stateless and retried by the monolith with the same transactionId. Enable it per region when required.
@@ -130,7 +141,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      appSettings: [
+      appSettings: concat([
         // Host storage through the user-assigned identity (no keys, platform.md 8).
         {
           name: 'AzureWebJobsStorage__credential'
@@ -177,12 +188,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: keyVaultUri
         }
         {
-          name: 'CARDCONNECT_URL'
-          value: cardConnectUrl
-        }
-        {
-          name: 'PAYLOAD_API_URL'
-          value: payloadApiUrl
+          name: 'GATEWAY_ENVIRONMENT'
+          value: gatewayEnvironment
         }
         {
           name: 'ENABLE_SIMULATOR'
@@ -225,7 +232,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'PYTHON_THREADPOOL_THREAD_COUNT'
           value: string(httpPerInstanceConcurrency)
         }
-      ]
+      ], gatewayUrlSettings)
     }
   }
 }

@@ -79,8 +79,12 @@ def role_assignments(template: dict[str, Any]) -> list[tuple[str, str, dict[str,
 
 
 def app_settings() -> dict[str, Any]:
+    """The app settings the template writes itself; the gateway URL overrides follow them
+    (`concat(<these>, gatewayUrlSettings)`, see `test_gateway_urls_are_an_environment_and_overrides`)."""
     site = the_resource(module("functionapp"), "Microsoft.Web/sites")
-    settings = site["properties"]["siteConfig"]["appSettings"]
+    joined = site["properties"]["siteConfig"]["appSettings"]["function"]
+    assert joined["type"] == "concat" and joined["parameters"]["arg_2"] == "gatewayUrlSettings"
+    settings = joined["parameters"]["arg_1"]
     names = [s["name"] for s in settings]
     assert len(names) == len(set(names)), "duplicate app setting names"
     return {s["name"]: s["value"] for s in settings}
@@ -102,11 +106,9 @@ def test_main_is_subscription_scoped_and_uses_only_local_modules() -> None:
 
 def test_main_parameters() -> None:
     params = parse(INFRA / "main.bicep")["parameters"]
-    for name in ("environmentName", "location", "cardConnectUrl", "payloadApiUrl",
+    for name in ("environmentName", "location", "gatewayEnvironment", "gatewayUrlOverrides",
                  "maximumInstanceCount", "instanceMemoryMB", "principalId"):
         assert name in params, name
-    assert params["cardConnectUrl"]["default"] == "https://fts-uat.cardconnect.com/cardconnect/rest"
-    assert params["payloadApiUrl"]["default"] == "https://api.payload.com"
     assert params["principalId"]["default"] == "", "principalId is optional"
     allowed = [d["argument"] for d in params["instanceMemoryMB"]["decorators"] if d["type"] == "allowed"]
     assert allowed == [[512, 2048, 4096]]
@@ -190,8 +192,7 @@ def test_app_settings_the_code_reads() -> None:
         "AzureWebJobsStorage__tableServiceUri": "storageTableEndpoint",
         "AZURE_CLIENT_ID": "identityClientId",
         "KEY_VAULT_URL": "keyVaultUri",
-        "CARDCONNECT_URL": "cardConnectUrl",
-        "PAYLOAD_API_URL": "payloadApiUrl",
+        "GATEWAY_ENVIRONMENT": "gatewayEnvironment",
         "IDEMPOTENCY_TABLE_NAME": "idempotencyTableName",
         "APPLICATIONINSIGHTS_CONNECTION_STRING": "applicationInsightsConnectionString",
     }
@@ -280,6 +281,42 @@ def test_azd_parameters_file_matches_main_bicep() -> None:
     assert values["storageSkuName"]["value"] == "${AZURE_STORAGE_SKU=Standard_LRS}"
     assert values["principalType"]["value"] == "${AZURE_PRINCIPAL_TYPE=User}"
     assert values["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+
+
+def test_gateway_urls_are_an_environment_and_overrides() -> None:
+    """No parameter or app setting per gateway: the environment (test or live) picks each gateway's
+    declared URL, and overrides are NAME=URL pairs that become app settings as they are."""
+    main = parse(INFRA / "main.bicep")
+    params = main["parameters"]
+    for template in (params, module("functionapp")["parameters"]):
+        allowed = next(d["argument"] for d in template["gatewayEnvironment"]["decorators"] if d["type"] == "allowed")
+        assert allowed == ["test", "live"]
+    assert params["gatewayEnvironment"]["default"] == "test"
+    assert params["gatewayUrlOverrides"]["default"] == ""
+    app_params = main["modules"]["functionApp"]["config"]["params"]
+    assert (app_params["gatewayEnvironment"], app_params["gatewayUrlOverrides"]) == (
+        "gatewayEnvironment", "gatewayUrlOverrides",
+    )
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["gatewayEnvironment"]["value"] == "${GATEWAY_ENVIRONMENT=test}"
+    assert values["gatewayUrlOverrides"]["value"] == "${GATEWAY_URL_OVERRIDES}"
+    variables = module("functionapp")["variables"]
+    entries = variables["gatewayUrlEntries"]["value"]["operator"]
+    assert entries["type"] == "conditional" and entries["operands"]["true_value"] == []
+    assert entries["operands"]["false_value"]["function"]["parameters"] == {
+        "input_string": "gatewayUrlOverrides", "delimiter": ";",
+    }
+    loop = variables["gatewayUrlSettings"]["value"]
+    assert loop["loop_type"]["detail"] == {"item_name": "entry", "array_name": "gatewayUrlEntries"}
+    name, value = loop["config"]["name"]["function"], loop["config"]["value"]["function"]
+    # NAME is what comes before the first '=', the URL all after it (a URL may hold '=' itself).
+    assert name["type"] == value["type"] == "trim"
+    cut_name = name["parameters"]["string_to_trim"]["function"]["parameters"]
+    cut_value = value["parameters"]["string_to_trim"]["function"]["parameters"]
+    assert (cut_name["string_to_parse"], cut_name["start_index"]) == ("entry", 0)
+    assert cut_name["length"]["function"]["parameters"] == {"string_to_search": "entry", "string_to_find": "="}
+    assert cut_value["string_to_parse"] == "entry" and cut_value["length"] is None
+    assert cut_value["start_index"]["operator"]["operands"]["operand_2"] == 1
 
 
 def test_no_cors_on_the_flex_site() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from tools import reconcile as tool
 @pytest.fixture
 def escalated(simulator_service: PaymentService, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], str]:
     """A payment whose charge exists but could not be looked up: in needs_attention after one attempt."""
-    install_service(replace(simulator_service.settings, reconcile_max_attempts=1),
+    install_service(simulator_service.settings.model_copy(update=dict(reconcile_max_attempts=1)),
                     idempotency=simulator_service.idempotency)
     meta = new_meta()
     assert pay(payment_body(account="4999006200620062"), meta).status == 502
