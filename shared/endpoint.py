@@ -22,12 +22,14 @@ logger = logging.getLogger("paymentgateway.endpoint")
 def handle(req: func.HttpRequest, operation: Operation) -> func.HttpResponse:
     headers = dict(req.headers)
     try:
-        reply = runtime.service().handle(operation, headers, req.get_body())
+        answer = runtime.service().handle(operation, headers, req.get_body())
     except SettingsError as error:
         # Its message names the setting, never a value: operations need it to fix the app.
         logger.error("the payment service is misconfigured: %s", error)
-        reply = unserved(headers)
+        answer = unserved(headers)
     except Exception as error:  # noqa: BLE001 - the last line of defence: the caller always gets the envelope
         log_unexpected(error, operation)
-        reply = unserved(headers)
-    return func.HttpResponse(reply.body, status_code=reply.status, headers=reply.headers, mimetype="application/json")
+        answer = unserved(headers)
+    return func.HttpResponse(
+        answer.body, status_code=answer.status, headers=answer.headers, mimetype="application/json"
+    )

@@ -1,16 +1,21 @@
-"""The one place that decides which HTTP status and envelope each failure gets.
+"""The one place that decides which HTTP status and envelope every answer gets: a gateway's
+result, each failure (the 500 included) and the reconciler's stored answers.
 
-V1's rule stays: a failure answers with a 4xx, and a 5xx only ever means a fault of this service
-(credentials it cannot load, an outcome it cannot know, a bug). Gateway answers keep the gateway's
-own code in `statusCode` and the standard code in `errorCode`.
+There is one answer type, `Answer` (status, envelope, headers), from a gateway's result to the
+response the function writes; it is built only here. V1's rule stays: a failure answers with a
+4xx, and a 5xx only ever means a fault of this service (credentials it cannot load, an outcome it
+cannot know, a bug). Gateway answers keep the gateway's own code in `statusCode` and the standard
+code in `errorCode`.
 """
 
 from __future__ import annotations
 
+import functools
 import traceback
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from gateways.base import GatewayResult
 from gateways.errors import (
     CredentialsRejected,
     Declined,
@@ -22,8 +27,21 @@ from gateways.errors import (
     RequestRejected,
     TransactionNotFound,
 )
+from shared.contract import Detail, Envelope
 
+OK_STATUS = 200
+INTERNAL_ERROR_STATUS = 500
+UNKNOWN_STATUS = 502
+"""Outcome unknown, and the reconciler's `needs_attention`: the gateway may have acted."""
+UNAVAILABLE_STATUS = 503
+"""Retry later: nothing was done (storage, credentials, the gateway out of reach)."""
 RETRY_AFTER_SECONDS = "5"
+
+SUCCESS_DETAIL = {
+    "sale": "Payment approved",
+    "void": "Payment voided before settlement; the card will not be charged",
+    "refund": "Refund approved",
+}
 
 OUTCOME_UNKNOWN_DETAIL = (
     "The gateway may have carried out this request but its answer was lost, so the outcome is not "
@@ -40,7 +58,7 @@ INTERNAL_ERROR_DETAIL = (
 class ServiceError(Exception):
     """A request this service refuses or cannot serve; the message is safe to show and log."""
 
-    status: ClassVar[int] = 500
+    status: ClassVar[int] = INTERNAL_ERROR_STATUS
     code: ClassVar[str] = "internal_error"
 
     def __init__(self, detail: str, *, errors: list[dict[str, str]] | None = None) -> None:
@@ -99,7 +117,7 @@ class InvalidRequestCredentials(ServiceError):
 class CredentialsUnavailable(ServiceError):
     """Key Vault (or the credentials file) cannot be read just now: this service's fault, retryable."""
 
-    status, code = 503, "credentials_unavailable"
+    status, code = UNAVAILABLE_STATUS, "credentials_unavailable"
 
 
 class CredentialsMalformed(CredentialsUnavailable):
@@ -121,7 +139,7 @@ class IdempotencyKeyReused(ServiceError):
 class StorageUnavailable(ServiceError):
     """The idempotency store refused or did not answer in time before any gateway call."""
 
-    status, code = 503, "storage_unavailable"
+    status, code = UNAVAILABLE_STATUS, "storage_unavailable"
 
 
 # The reconciler's stored answers, replayed to a retry of a request whose outcome it settled. Final
@@ -138,7 +156,7 @@ class RefundedByReconciliation(ServiceError):
 class NeedsAttention(ServiceError):
     """The outcome stayed unknown through every reconciliation attempt; an operator settles it."""
 
-    status, code = 502, "needs_attention"
+    status, code = UNKNOWN_STATUS, "needs_attention"
 
 
 def where(error: BaseException) -> str:
@@ -148,25 +166,91 @@ def where(error: BaseException) -> str:
     return " <- ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" for frame in reversed(frames))
 
 
+def is_fault(status: int) -> bool:
+    """Whether `status` says the fault is this service's (a 5xx), not the request's."""
+    return status >= INTERNAL_ERROR_STATUS
+
+
 @dataclass(frozen=True)
-class Failure:
+class Answer:
+    """What a call is answered: the HTTP status, the V1 envelope's `detail`, and headers."""
+
     status: int
-    status_code: str
-    message: str
-    detail: str
-    gateway_status: int | None = None
-    error_code: str | None = None
-    transaction_id: str | None = None
-    errors: list[dict[str, str]] | None = None
+    detail: Detail
     headers: dict[str, str] = field(default_factory=dict)
 
+    @functools.cached_property
+    def body(self) -> str:
+        return Envelope(detail=self.detail).to_json()
 
-def from_service_error(error: ServiceError) -> Failure:
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if error.status in (409, 503) else {}
-    return Failure(error.status, error.code, error.detail, error.detail, errors=error.errors, headers=headers)
+    def with_detail(self, **changes: Any) -> Answer:
+        """The same answer with some of its `detail` changed; the status stays what it was decided to
+        be. Validated again, so a gateway's text put in is redacted like any other."""
+        detail = Detail.model_validate({**self.detail.model_dump(), **changes})
+        return Answer(self.status, detail, self.headers)
+
+    def with_headers(self, headers: dict[str, str]) -> Answer:
+        return Answer(self.status, self.detail, {**self.headers, **headers})
 
 
-def from_store_fault(*, gateway_called: bool) -> Failure:
+def approved(result: GatewayResult, merchant_account_id: int) -> Answer:
+    return Answer(
+        OK_STATUS,
+        Detail(
+            success=True,
+            statusCode=result.code,
+            gatewayHttpStatusCode=result.http_status,
+            responseMessage=result.message,
+            responseDetail=SUCCESS_DETAIL[result.action],
+            paymentTransactionId=result.transaction_id,
+            merchantAccountId=merchant_account_id,
+        ),
+    )
+
+
+def replayed(status: int, body: str) -> Answer:
+    """A stored answer given again to a retry: the status and envelope decided the first time."""
+    return Answer(status, Envelope.model_validate_json(body).detail, {"Idempotent-Replayed": "true"})
+
+
+def _failed(
+    status: int,
+    code: str,
+    message: str,
+    detail: str,
+    merchant_account_id: int | None,
+    *,
+    gateway_status: int | None = None,
+    error_code: str | None = None,
+    transaction_id: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    return Answer(
+        status,
+        Detail(
+            success=False,
+            statusCode=code,
+            gatewayHttpStatusCode=gateway_status,
+            responseMessage=message,
+            responseDetail=detail,
+            paymentTransactionId=transaction_id,
+            merchantAccountId=merchant_account_id,
+            errorCode=error_code,
+            errors=errors,
+        ),
+        headers or {},
+    )
+
+
+def from_service_error(error: ServiceError, merchant_account_id: int | None = None) -> Answer:
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if error.status in (409, UNAVAILABLE_STATUS) else {}
+    return _failed(
+        error.status, error.code, error.detail, error.detail, merchant_account_id, errors=error.errors, headers=headers
+    )
+
+
+def from_store_fault(*, gateway_called: bool, merchant_account_id: int | None = None) -> Answer:
     """The idempotency store (or anything else of ours) failed. Before any gateway call nothing
     was sent: 503, retry. After one, the gateway may have acted and the outcome could not be
     recorded: never "nothing charged", always outcome unknown, which the retry (or the
@@ -176,16 +260,19 @@ def from_store_fault(*, gateway_called: bool) -> Failure:
             StorageUnavailable(
                 "The payment service's storage is unavailable; nothing was sent to the gateway. "
                 "Retry shortly with the same transactionId."
-            )
+            ),
+            merchant_account_id,
         )
     lost = OutcomeUnknown("the gateway was called but this service lost track of the outcome", code="unrecorded")
-    return from_gateway_error(lost, OUTCOME_UNKNOWN_DETAIL)
+    return from_gateway_error(lost, merchant_account_id)
 
 
-def internal_failure() -> Failure:
+def internal_failure(merchant_account_id: int | None = None) -> Answer:
     """A fault of this service (a bug, settings it cannot load). The flow answers faults after a
     gateway call as outcome unknown, so this one says nothing about what was charged."""
-    return Failure(500, "internal_error", "internal error", INTERNAL_ERROR_DETAIL)
+    return _failed(
+        INTERNAL_ERROR_STATUS, "internal_error", "internal error", INTERNAL_ERROR_DETAIL, merchant_account_id
+    )
 
 
 GATEWAY_FAILURE_CODES = frozenset({
@@ -200,15 +287,15 @@ def _gateway_status(error: GatewayError) -> tuple[int, str, dict[str, str]]:
     """HTTP status, fallback statusCode and extra headers for a gateway failure."""
     retry = {"Retry-After": RETRY_AFTER_SECONDS}
     if isinstance(error, OutcomeUnknown):
-        return 502, "outcome_unknown", {}
+        return UNKNOWN_STATUS, "outcome_unknown", {}
     if isinstance(error, GatewayUnreachable):
-        return 503, "gateway_unreachable", retry
+        return UNAVAILABLE_STATUS, "gateway_unreachable", retry
     if isinstance(error, CredentialsRejected):
         # The stored credentials are wrong: security must rotate them. The caller did nothing wrong.
-        return 503, "credentials_rejected", retry
+        return UNAVAILABLE_STATUS, "credentials_rejected", retry
     if isinstance(error, GatewayMisconfigured):
         # Our gateway URL (or proxy) is wrong: ops must fix it, then the caller's retry goes through.
-        return 503, "gateway_misconfigured", retry
+        return UNAVAILABLE_STATUS, "gateway_misconfigured", retry
     if isinstance(error, NotRefundable):
         return 409, "not_refundable", {}
     if isinstance(error, TransactionNotFound):
@@ -218,20 +305,27 @@ def _gateway_status(error: GatewayError) -> tuple[int, str, dict[str, str]]:
     return 400, "gateway_error", {}
 
 
-def from_gateway_error(error: GatewayError, detail: str) -> Failure:
+def from_gateway_error(error: GatewayError, merchant_account_id: int | None = None) -> Answer:
     status, fallback_code, headers = _gateway_status(error)
     # For outcomes this service decides (unknown, unreachable, credentials) the caller branches on
     # our code, so a gateway's own code (a timeout's 62, an HTTP 401) must not hide it.
     ours = isinstance(error, OutcomeUnknown | GatewayUnreachable | CredentialsRejected | GatewayMisconfigured)
     status_code = fallback_code if ours else (error.code or fallback_code)
     # A gateway's text is not ours: `Detail` redacts card numbers from it, in every envelope.
-    return Failure(
-        status=status,
-        status_code=status_code,
-        message=error.message,
-        detail=detail,
+    return _failed(
+        status,
+        status_code,
+        error.message,
+        _gateway_failure_detail(error),
+        merchant_account_id,
         gateway_status=error.http_status,
         error_code=str(error.standard),
         transaction_id=error.transaction_id,
         headers=headers,
     )
+
+
+def _gateway_failure_detail(error: GatewayError) -> str:
+    if isinstance(error, OutcomeUnknown):
+        return OUTCOME_UNKNOWN_DETAIL
+    return f"{type(error).__name__}: {error.message}" if error.message else type(error).__name__

@@ -1,14 +1,14 @@
 """The one flow both functions share: parse, claim the idempotency key, call the gateway, answer.
 
-`PaymentService.handle` takes the request's headers and body and returns a `Reply`; it never
-raises for anything a caller can send. Every call ends in exactly one audit line.
+`PaymentService.handle` takes the request's headers and body and returns an `Answer` (built by
+`shared/errors.py`, which decides every status); it never raises for anything a caller can send.
+Every call ends in exactly one audit line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import functools
 import hashlib
 import hmac
 import json
@@ -16,7 +16,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -27,12 +26,11 @@ from gateways.cards import redact_card_numbers
 from gateways.errors import AlreadyVoided, CredentialsRejected, Declined, GatewayError, OutcomeUnknown, RequestRejected
 from shared import audit
 from shared.approval import approved_in_full
-from shared.contract import BVMeta, Detail, Envelope, PaymentBody, RefundBody
+from shared.contract import BVMeta, PaymentBody, RefundBody
 from shared.credentials import MerchantAccount
 from shared.errors import (
-    OUTCOME_UNKNOWN_DETAIL,
+    Answer,
     CredentialsNotAllowed,
-    Failure,
     IdempotencyKeyReused,
     IncompleteRequest,
     InvalidRequest,
@@ -40,10 +38,12 @@ from shared.errors import (
     NotATransactionId,
     RequestInProgress,
     ServiceError,
+    approved,
     from_gateway_error,
     from_service_error,
     from_store_fault,
     internal_failure,
+    replayed,
     where,
 )
 from shared.factory import GatewayFactory, require_currency
@@ -62,67 +62,9 @@ REQUEST_BUDGET_SECONDS = 200.0
 """Every call is answered within this, under the platform's 230 s HTTP limit: gateway calls stop
 `STORE_CALL_SECONDS` before it, leaving time for the one store write that records their outcome."""
 
-SUCCESS_DETAIL = {
-    "sale": "Payment approved",
-    "void": "Payment voided before settlement; the card will not be charged",
-    "refund": "Refund approved",
-}
-
-
 class Operation(enum.StrEnum):
     PAYMENT = "payment"
     REFUND = "refund"
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    detail: Detail
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @functools.cached_property
-    def body(self) -> str:
-        return Envelope(detail=self.detail).to_json()
-
-    @classmethod
-    def success(cls, result: GatewayResult, merchant_account_id: int) -> Answer:
-        return cls(
-            200,
-            Detail(
-                success=True,
-                statusCode=result.code,
-                gatewayHttpStatusCode=result.http_status,
-                responseMessage=result.message,
-                responseDetail=SUCCESS_DETAIL[result.action],
-                paymentTransactionId=result.transaction_id,
-                merchantAccountId=merchant_account_id,
-            ),
-        )
-
-    @classmethod
-    def failure(cls, failure: Failure, merchant_account_id: int | None) -> Answer:
-        return cls(
-            failure.status,
-            Detail(
-                success=False,
-                statusCode=failure.status_code,
-                gatewayHttpStatusCode=failure.gateway_status,
-                responseMessage=failure.message,
-                responseDetail=failure.detail,
-                paymentTransactionId=failure.transaction_id,
-                merchantAccountId=merchant_account_id,
-                errorCode=failure.error_code,
-                errors=failure.errors,
-            ),
-            failure.headers,
-        )
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -286,7 +228,7 @@ class PaymentService:
         self._budget_seconds = budget_seconds
         self.telemetry = telemetry
 
-    def handle(self, operation: Operation, headers: Mapping[str, str], body: bytes | None) -> Reply:
+    def handle(self, operation: Operation, headers: Mapping[str, str], body: bytes | None) -> Answer:
         with self.telemetry.call(operation.value) as call:
             deadline = time.monotonic() + self._budget_seconds
             raw_meta = header(headers, "BVMeta")
@@ -300,17 +242,17 @@ class PaymentService:
                 call.identify(gateway_type_id=request.gatewayTypeId, merchant_account_id=request.merchantAccountId)
                 answer = self._execute(operation, meta, request, headers, deadline, call)
             except ServiceError as error:
-                answer = Answer.failure(from_service_error(error), _merchant(request))
+                answer = from_service_error(error, _merchant(request))
             except StoreUnavailable as error:
                 # `_run` answers every fault after a gateway call itself: this one came before any.
                 logger.error("the idempotency store failed before any gateway call: %s", error)
-                answer = Answer.failure(from_store_fault(gateway_called=False), _merchant(request))
+                answer = from_store_fault(gateway_called=False, merchant_account_id=_merchant(request))
             except Exception as error:  # noqa: BLE001 - every call is answered and audited, whatever failed
                 log_unexpected(error, operation)
-                answer = Answer.failure(internal_failure(), _merchant(request))
+                answer = internal_failure(_merchant(request))
             self._audit(meta, request, answer)
             call.answered(answer.status, answer.detail)
-            return _reply(answer, raw_meta)
+            return _echoing_meta(answer, raw_meta)
 
     def _execute(
         self,
@@ -401,16 +343,16 @@ class PaymentService:
         except GatewayError as error:
             if isinstance(error, OutcomeUnknown):
                 call.unknown(error.code)
-            answer = Answer.failure(from_gateway_error(error, _failure_detail(error)), merchant)
+            answer = from_gateway_error(error, merchant)
             return self._conclude(record, answer, _state_after(error), reconcile)
         except ServiceError as error:
             # Only the credential refresh raises these, after the gateway refused the old ones.
-            return self._conclude(record, Answer.failure(from_service_error(error), merchant), None, reconcile)
+            return self._conclude(record, from_service_error(error, merchant), None, reconcile)
         except Exception as error:  # noqa: BLE001 - after a gateway call a fault is an unknown outcome
             log_unexpected(error, operation)
             call.unknown("internal_error")
             return self._conclude(record, _unknown(merchant), State.UNKNOWN, reconcile)
-        return self._conclude(record, Answer.success(result, merchant), State.COMPLETED, reconcile)
+        return self._conclude(record, approved(result, merchant), State.COMPLETED, reconcile)
 
     def _call_gateway(
         self,
@@ -524,9 +466,8 @@ def _merchant(request: PaymentBody | RefundBody | None) -> int | None:
     return request.merchantAccountId if request is not None else None
 
 
-def _reply(answer: Answer, raw_meta: str | None) -> Reply:
-    echo = {"BVMeta": raw_meta} if raw_meta else {}
-    return Reply(answer.status, answer.body, {**answer.headers, **echo})
+def _echoing_meta(answer: Answer, raw_meta: str | None) -> Answer:
+    return answer.with_headers({"BVMeta": raw_meta}) if raw_meta else answer
 
 
 def _state_after(error: GatewayError) -> State | None:
@@ -542,7 +483,7 @@ def _state_after(error: GatewayError) -> State | None:
 
 
 def _unknown(merchant: int | None) -> Answer:
-    return Answer.failure(from_store_fault(gateway_called=True), merchant)
+    return from_store_fault(gateway_called=True, merchant_account_id=merchant)
 
 
 def log_unexpected(error: BaseException, operation: Operation | None) -> None:
@@ -552,7 +493,7 @@ def log_unexpected(error: BaseException, operation: Operation | None) -> None:
     logger.error("unexpected %s in %s at %s", type(error).__name__, what, where(error))
 
 
-def unserved(headers: Mapping[str, str]) -> Reply:
+def unserved(headers: Mapping[str, str]) -> Answer:
     """The answer when no service could take the call (its settings do not load): a 500 with the
     envelope, audited like every other call."""
     raw_meta = header(headers, "BVMeta")
@@ -560,21 +501,14 @@ def unserved(headers: Mapping[str, str]) -> Reply:
     with contextlib.suppress(ServiceError):
         meta = parse_meta(raw_meta)
         ids = {"transactionId": meta.transactionId, "universityId": meta.universityId, "userId": meta.userId}
-    answer = Answer.failure(internal_failure(), None)
+    answer = internal_failure()
     audit.write(meta=ids, success=False, data={"status": answer.status})
-    return _reply(answer, raw_meta)
+    return _echoing_meta(answer, raw_meta)
 
 
 def _replay(record: Record) -> Answer:
     assert record.body is not None and record.status is not None
-    detail = Envelope.model_validate_json(record.body).detail
-    return Answer(record.status, detail, {"Idempotent-Replayed": "true"})
-
-
-def _failure_detail(error: GatewayError) -> str:
-    if isinstance(error, OutcomeUnknown):
-        return OUTCOME_UNKNOWN_DETAIL
-    return f"{type(error).__name__}: {error.message}" if error.message else type(error).__name__
+    return replayed(record.status, record.body)
 
 
 def _sale(request: PaymentBody, order_id: str) -> SaleRequest:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from shared import runtime
 from shared.credentials import AccountNotFound, MalformedSecret
+from shared.errors import OK_STATUS, UNAVAILABLE_STATUS
 from shared.flow import PaymentService
 from shared.settings import SettingsError
 
@@ -67,7 +68,7 @@ class Report:
 
     @property
     def http_status(self) -> int:
-        return 200 if self.healthy else 503
+        return OK_STATUS if self.healthy else UNAVAILABLE_STATUS
 
     def to_json(self) -> dict[str, object]:
         return {"status": "ok" if self.healthy else "failing", "checks": {k: v.value for k, v in self.checks.items()}}

@@ -25,7 +25,7 @@ import enum
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from gateways.base import Gateway, GatewayResult, RefundRequest
@@ -33,14 +33,16 @@ from gateways.cards import redact_card_numbers
 from gateways.errors import AlreadyVoided, GatewayError
 from shared import audit
 from shared.errors import (
+    Answer,
     NeedsAttention,
     RefundedByReconciliation,
     ServiceError,
     VoidedByReconciliation,
+    approved,
     from_service_error,
     where,
 )
-from shared.flow import Answer, PaymentService
+from shared.flow import PaymentService
 from shared.idempotency import IdempotencyStore, Record, State
 from shared.refunds import refund_or_void
 from shared.settings import Settings
@@ -292,26 +294,24 @@ def reversal_answer(
     VOIDED or REFUNDED; `paymentTransactionId` is the reversed charge, the id the LMS would have got
     had the answer arrived."""
     if decision is Decision.VOIDED:
-        failure = from_service_error(VoidedByReconciliation(VOIDED_DETAIL.format(who=who)))
+        answer = from_service_error(VoidedByReconciliation(VOIDED_DETAIL.format(who=who)), merchant)
     else:
         detail = REFUNDED_DETAIL.format(who=who, refund_id=reversal_id or "unknown")
-        failure = from_service_error(RefundedByReconciliation(detail))
+        answer = from_service_error(RefundedByReconciliation(detail), merchant)
     if result is not None:
-        failure = replace(failure, message=result.message, gateway_status=result.http_status)
-    return Answer.failure(replace(failure, transaction_id=payment_id), merchant)
+        answer = answer.with_detail(responseMessage=result.message, gatewayHttpStatusCode=result.http_status)
+    return answer.with_detail(paymentTransactionId=payment_id)
 
 
 def refund_found_answer(found: GatewayResult, merchant: int, *, who: str = "reconciliation") -> Answer:
     """What a retry of a refund whose answer was lost is told once the refund is known to exist."""
-    success = Answer.success(found, merchant)
     detail = REFUND_FOUND_DETAIL.format(who=who, refund_id=found.transaction_id)
-    return Answer(success.status, success.detail.model_copy(update={"responseDetail": detail}))
+    return approved(found, merchant).with_detail(responseDetail=detail)
 
 
 def needs_attention_answer(record: Record) -> Answer:
     operation = "refund" if record.context.get("operation") == "refund" else "payment"
-    failure = from_service_error(NeedsAttention(NEEDS_ATTENTION_DETAIL.format(operation=operation)))
-    return Answer.failure(failure, _merchant(record))
+    return from_service_error(NeedsAttention(NEEDS_ATTENTION_DETAIL.format(operation=operation)), _merchant(record))
 
 
 def _settle_refund(run: _Reconciliation) -> Outcome:

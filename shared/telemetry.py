@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from gateways.errors import StandardError
 from gateways.registry import gateway_type
-from shared.errors import GATEWAY_FAILURE_CODES
+from shared.errors import GATEWAY_FAILURE_CODES, UNKNOWN_STATUS, is_fault
 
 if TYPE_CHECKING:
     from gateways.http import Observer
@@ -54,9 +54,9 @@ def outcome(status: int, detail: Detail) -> str:
     if detail.success:
         return "approved"
     code = error_code(detail)
-    if status == 502:
+    if status == UNKNOWN_STATUS:
         return "unknown"
-    if status >= 500:
+    if is_fault(status):
         return "error"
     if code in CONFLICT_CODES:
         return "conflict"

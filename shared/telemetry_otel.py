@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 from gateways.http import GatewayCall, Observer
 from shared.contract import SERVICE_NAME, Detail
 from shared.credentials import AccountNotFound, CredentialStore, MalformedSecret, MerchantAccount
+from shared.errors import INTERNAL_ERROR_STATUS, is_fault
 from shared.idempotency import IdempotencyStore, Record, State
 from shared.settings import Settings
 from shared.telemetry import Call, Run, Telemetry, error_code, gateway_name, outcome
@@ -324,7 +325,7 @@ class _OtelCall(Call):
             self.telemetry.unknowns.add(1, {**self.labels(), "reason": self.unknown_reason or "unrecorded"})
 
     def failed(self, error_type: str) -> None:
-        self.status, self.outcome, self.code = 500, "error", "internal_error"
+        self.status, self.outcome, self.code = INTERNAL_ERROR_STATUS, "error", "internal_error"
         self.span.set_status(Status(StatusCode.ERROR, error_type))
 
     def finish(self) -> None:
@@ -338,7 +339,7 @@ class _OtelCall(Call):
         span.set_attributes(attributes)
         if self.status is not None:
             span.set_attribute("http.response.status_code", self.status)
-            if self.status >= 500:
+            if is_fault(self.status):
                 span.set_status(Status(StatusCode.ERROR, self.code or "error"))
         counted = dict(attributes)
         if self.type_id is not None:

@@ -55,9 +55,9 @@ def test_no_outcome_leaks_card_data_or_credentials(
     raised: list[str] = []
     original = errors.from_gateway_error
 
-    def record_exception_text(error: GatewayError, detail: str) -> errors.Failure:
+    def record_exception_text(error: GatewayError, merchant_account_id: int | None = None) -> errors.Answer:
         raised.append(f"{type(error).__name__}: {error} {error.message} {error.code}")
-        return original(error, detail)
+        return original(error, merchant_account_id)
 
     monkeypatch.setattr("shared.flow.from_gateway_error", record_exception_text)
     answers = [

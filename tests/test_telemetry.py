@@ -456,8 +456,8 @@ def test_every_code_the_gateway_mapping_chooses_is_known_to_telemetry() -> None:
             yield from subclasses(sub)
 
     for cls in [GatewayError, *subclasses(GatewayError)]:
-        failure = from_gateway_error(cls("x"), "x")
-        assert failure.status_code in GATEWAY_FAILURE_CODES, cls
+        answer = from_gateway_error(cls("x"))
+        assert answer.detail.statusCode in GATEWAY_FAILURE_CODES, cls
     assert {code.value for code in StandardError} >= {"declined", "insufficient_funds"}
 
 

@@ -34,8 +34,7 @@ from shared.contract import (
     RefundBody,
     luhn_valid,
 )
-from shared.errors import ServiceError, _gateway_status, from_gateway_error, from_service_error
-from shared.flow import Answer
+from shared.errors import ServiceError, _gateway_status, approved, from_gateway_error, from_service_error
 from shared.settings import Settings
 from tools.openapi_check import (
     OPERATIONS,
@@ -63,8 +62,8 @@ def producible_statuses() -> dict[int, set[str]]:
     with the headers each one carries."""
     statuses: dict[int, set[str]] = {200: set(), 500: set()}
     for cls in _subclasses(ServiceError):
-        failure = from_service_error(cls("x"))
-        statuses.setdefault(failure.status, set()).update(failure.headers)
+        answer = from_service_error(cls("x"))
+        statuses.setdefault(answer.status, set()).update(answer.headers)
     for gateway_cls in _subclasses(GatewayError):
         status, _, headers = _gateway_status(gateway_cls("x"))
         statuses.setdefault(status, set()).update(headers)
@@ -379,8 +378,8 @@ def test_every_status_the_service_can_answer_is_documented(operation_id: str) ->
 def test_retry_after_is_required_exactly_where_every_path_sends_it() -> None:
     always: dict[int, bool] = {}
     for cls in _subclasses(ServiceError):
-        failure = from_service_error(cls("x"))
-        always[failure.status] = always.get(failure.status, True) and "Retry-After" in failure.headers
+        answer = from_service_error(cls("x"))
+        always[answer.status] = always.get(answer.status, True) and "Retry-After" in answer.headers
     for gateway_cls in _subclasses(GatewayError):
         status, _, headers = _gateway_status(gateway_cls("x"))
         always[status] = always.get(status, True) and "Retry-After" in headers
@@ -415,15 +414,15 @@ def _sample_answers() -> list[tuple[int, dict[str, Any]]]:
     from gateways.base import GatewayResult
 
     samples = [
-        Answer.success(GatewayResult("t1", "sale", "approved", "Approval", 200), 1001),
-        Answer.success(GatewayResult("t2", "void", "approved", "Approval", 200), 1001),
+        approved(GatewayResult("t1", "sale", "approved", "Approval", 200), 1001),
+        approved(GatewayResult("t2", "void", "approved", "Approval", 200), 1001),
     ]
     for cls in _subclasses(ServiceError):
         errors = [{"field": "amount", "message": "must be greater than 0"}] if cls.status == 422 else None
-        samples.append(Answer.failure(from_service_error(cls("x", errors=errors)), None))
+        samples.append(from_service_error(cls("x", errors=errors)))
     for gateway_cls in _subclasses(GatewayError):
         error = gateway_cls("no", code="c", http_status=200, transaction_id=None)
-        samples.append(Answer.failure(from_gateway_error(error, "detail"), 1001))
+        samples.append(from_gateway_error(error, 1001))
     return [(a.status, json.loads(a.body)) for a in samples]
 
 
