@@ -1,9 +1,10 @@
 """The benchmark behind the README's figures: `make bench` (python -m bench).
 
-In one run, against the CardConnect fake on loopback in its own process:
+In one run, against the fake of the gateway `bench/target.py` names, on loopback in its own process:
 
 - latency: `ProcessPayment.main(req)` in process, warm, against a direct `requests` call to the same
-  fake with the same body (median ratio, p50 and p99 of both);
+  fake with the same wire request (the one the gateway sent, recorded once; median ratio, p50 and
+  p99 of both);
 - per 100 warm requests: Key Vault reads (the real SecretClient over a counting transport) and new
   TCP connections to the gateway;
 - throughput with 1 and with 16 threads when the gateway takes 50 ms;
@@ -42,8 +43,10 @@ from typing import Any
 import azure.functions as func
 import requests
 
+from bench.target import target
+
 ROOT = Path(__file__).resolve().parent.parent
-MERCHID, USER, PASSWORD = "496160873888", "bench-user", "bench-password"
+TARGET = target()
 ACCOUNT = 2001
 TARGETS = {
     "median_ratio": 1.3,
@@ -53,8 +56,7 @@ TARGETS = {
     "telemetry_per_call_ms": 2.0,
     "telemetry_first_request_added_ms": 500.0,
 }
-LAZY_SDKS = ("azure.keyvault", "azure.data.tables", "azure.identity", "payload", "msal", "opentelemetry",
-             "azure.monitor")
+LAZY_SDKS = ("azure.keyvault", "azure.data.tables", "azure.identity", "msal", "opentelemetry", "azure.monitor")
 TELEMETRY_ENV: dict[str, dict[str, str]] = {
     "off": {},
     # Nothing listens on port 9: exports fail in the SDK's own threads, as with a collector that is down.
@@ -71,7 +73,7 @@ TELEMETRY_ENV: dict[str, dict[str, str]] = {
 @contextmanager
 def fake_gateway(delay: float = 0.0) -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_gateway", MERCHID, USER, PASSWORD, "--delay", str(delay)],
+        [sys.executable, "-m", "bench.fake_gateway", "--delay", str(delay)],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None and process.stdin is not None
@@ -120,12 +122,12 @@ class Bench:
         self.vault = FakeKeyVault()
         self.vault.set(
             f"merchant-account-{ACCOUNT}",
-            format_secret(2, {"username": USER, "password": PASSWORD, "merchantId": MERCHID}),
+            format_secret(TARGET.type_id, dict(TARGET.profile.credentials)),
         )
         settings = Settings(
             credential_source="keyvault",
             key_vault_url=self.vault.url,
-            gateway_url_overrides={"CARDCONNECT_URL": base_url},
+            gateway_url_overrides={TARGET.gateway.url_setting: base_url},
             idempotency_sqlite_path=workdir / "idempotency.sqlite",
         )
         from shared.telemetry import OFF
@@ -146,11 +148,7 @@ class Bench:
         self.base_url = base_url
 
     def body(self) -> dict[str, Any]:
-        return {
-            "gatewayTypeId": 2, "gatewayTypeName": "CardConnect", "merchantAccountId": ACCOUNT,
-            "account": "4788250000121443", "expDate": "1239", "cvv2": "123", "amount": 25.00,
-            "currencyType": 840, "userId": 42, "name": "Bench Learner", "zip": "97201", "comment": "bench",
-        }
+        return TARGET.payment_body()
 
     def request(self) -> func.HttpRequest:
         """What the monolith sends; built outside the timed part, which is `main(req)` alone."""
@@ -184,16 +182,41 @@ class Bench:
         )
 
 
+def recorded_sale(base_url: str) -> tuple[str, str, dict[str, str], str, str]:
+    """The wire request the gateway sends for the bench's payment (method, URL, headers, body) and
+    the order id in it, recorded through the HTTP pool's transcript hook."""
+    from gateways.base import BillingAddress, Card, GatewayContext, SaleRequest
+    from gateways.http import HttpPool, Timeouts
+    from shared.factory import normalise_credentials
+
+    seen: list[str] = []
+    cls, card = TARGET.gateway, TARGET.profile.approving
+    credentials = normalise_credentials(cls.credential_fields, TARGET.profile.credentials, ACCOUNT)
+    pool = HttpPool(Timeouts(5.0, 40.0), transcript=seen.append)
+    order_id = "BVP" + uuid.uuid4().hex[:28]
+    sale = SaleRequest(
+        order_id=order_id, amount=card.amount, currency="USD",
+        card=Card(card.number, int(card.exp[:2]), 2000 + int(card.exp[2:]), card.cvv),
+        billing=BillingAddress(name="Bench Learner", postal_code="97201"), comment="bench",
+    )
+    cls(credentials, GatewayContext(ACCOUNT, base_url, pool)).charge(sale)
+    pool.close()
+    request = seen[0].split("\n--\n", 1)[0]
+    head, _, body = request.partition("\n\n")
+    start, *header_lines = head.splitlines()
+    method, url = start.split(" ", 1)
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    headers.pop("Content-Length", None)
+    return method, url, headers, body.rstrip("\n"), order_id
+
+
 def direct_caller(base_url: str) -> Callable[[], int]:
     session = requests.Session()
-    body = {
-        "merchid": MERCHID, "account": "4788250000121443", "expiry": "1239", "cvv2": "123", "amount": "25.00",
-        "currency": "USD", "name": "Bench Learner", "postal": "97201", "ecomind": "E", "capture": "Y",
-    }
+    method, url, headers, body, order_id = recorded_sale(base_url)
 
     def call() -> int:
-        body["orderid"] = "BVP" + uuid.uuid4().hex
-        return session.put(f"{base_url}/auth", json=body, auth=(USER, PASSWORD), timeout=(5, 40)).status_code
+        fresh = body.replace(order_id, "BVP" + uuid.uuid4().hex[:28])
+        return session.request(method, url, data=fresh.encode(), headers=headers, timeout=(5, 40)).status_code
 
     return call
 
@@ -249,14 +272,15 @@ def cold_start_report(
     telemetry configured as `TELEMETRY_ENV[telemetry]` says."""
     credentials = workdir / "cold-credentials.json"
     credentials.write_text(json.dumps({str(ACCOUNT): {
-        "gatewayTypeId": 2, "credentials": {"username": USER, "password": PASSWORD, "merchantId": MERCHID},
+        "gatewayTypeId": TARGET.type_id, "credentials": dict(TARGET.profile.credentials),
     }}))
     samples: dict[str, list[float]] = {}
     for run in range(runs):
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "APPLICATIONINSIGHTS_"))}
         env = {
             **inherited, "CREDENTIAL_SOURCE": "file", "LOCAL_CREDENTIALS_FILE": str(credentials),
-            "CARDCONNECT_URL": base_url, "IDEMPOTENCY_STORE": "sqlite",
+            TARGET.gateway.url_setting: base_url, "IDEMPOTENCY_STORE": "sqlite",
+            "BENCH_PAYMENT": json.dumps(TARGET.payment_body()),
             "IDEMPOTENCY_SQLITE_PATH": str(workdir / f"cold-{telemetry}-{run}.sqlite"),
             **TELEMETRY_ENV[telemetry],
         }

@@ -33,6 +33,15 @@ class CredentialField:
     aliases: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class SandboxCards:
+    """Two of the cards a gateway's test environment publishes: one it approves, one it declines
+    (what `tools.smoke` charges, then refunds, on a deployment that calls the gateway's `test_url`)."""
+
+    approve: str
+    decline: str
+
+
 @dataclass(frozen=True, repr=False)
 class Card:
     number: str
@@ -57,8 +66,8 @@ class CardToken:
     logged, stored or echoed, like a card number."""
 
     kind: str
-    """What made it, one of the contract's token types: "cardsecure", "payload_payment_method",
-    "authorizenet_opaque", "stripe_payment_method". A gateway declares the kinds it takes."""
+    """What made it, one of the contract's token types; each gateway declares the kinds it takes
+    (`token_kinds`)."""
     value: str
     descriptor: str | None = None
     """The tokenizer's name for the value's format (Accept.js `dataDescriptor`); None otherwise."""
@@ -87,7 +96,8 @@ class SaleRequest:
 
     order_id: str
     """Our reference, unique per payment and stable across retries; gateways send it so that an
-    unknown outcome can be looked up later. Never Luhn-valid (CardConnect masks such order ids)."""
+    unknown outcome can be looked up later. Never Luhn-valid (a gateway may mask such order ids as
+    card numbers, and then could never find them)."""
     amount: Decimal
     currency: str
     """ISO 4217 alphabetic code, e.g. USD."""
@@ -162,7 +172,7 @@ class PaymentStatus:
     refundable: bool
     """A refund linked to the payment is possible now."""
     voidable_in_part: bool = False
-    """A void may name a smaller amount (CardConnect: a sale authorized and not yet captured)."""
+    """A void may name a smaller amount (at some gateways: a sale authorized and not yet captured)."""
     refunded: Decimal = Decimal(0)
     """What has been refunded already, when the gateway tells."""
     state: str = ""
@@ -219,7 +229,7 @@ class Echoes:
 
 
 def expiry_forms(exp_month: int, exp_year: int) -> set[str]:
-    """The ways gateways write an expiry (CardConnect MMYY, Payload MM/YY, and the other usual ones)."""
+    """The ways gateways write an expiry (MMYY, MM/YY, and the other usual ones)."""
     month, year = f"{exp_month:02d}", exp_year
     short = f"{year % 100:02d}"
     return {month + short, f"{month}/{short}", f"{month}/{year}", f"{month}-{short}", f"{year}-{month}",
@@ -275,6 +285,8 @@ class Gateway(ABC):
     """The app setting that overrides the URL (a merchant's own site, a proxy, a local fake)."""
     legacy_url_settings: ClassVar[tuple[str, ...]] = ()
     """Older settings that still configure the URL; the gateway's `base_url` reads them."""
+    sandbox_cards: ClassVar[SandboxCards | None] = None
+    """What `tools.smoke` pays with at this gateway; None: it refuses to run a full check there."""
     currencies: ClassVar[frozenset[str]] = frozenset({"USD"})
     """ISO 4217 codes the gateway can take at all; each merchant account takes one of them."""
     token_kinds: ClassVar[frozenset[str]] = frozenset()

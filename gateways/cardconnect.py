@@ -27,6 +27,7 @@ from gateways.base import (
     GatewayResult,
     PaymentStatus,
     SaleRequest,
+    SandboxCards,
     require_card,
 )
 from gateways.cards import answered_amount, luhn_valid, whole_cents
@@ -56,6 +57,8 @@ class CardConnectGateway(Gateway):
     merchant (gateway reference §1.1): set CARDCONNECT_URL to it."""
     url_setting = "CARDCONNECT_URL"
     legacy_url_settings = ("CARDCONNECT_HOSTNAME",)
+    sandbox_cards = SandboxCards(approve="4788250000121443", decline="4387751111111053")
+    """UAT test cards (gateway reference §1.11)."""
     credential_fields = (
         CredentialField("username", "Login", 1, aliases=("login",)),
         CredentialField("password", "Password", 2),

@@ -89,5 +89,5 @@ class GatewayUnreachable(GatewayError):
 
 class OutcomeUnknown(GatewayError):
     """The request may have reached the gateway and been carried out, but no usable answer came
-    back (read timeout, dropped connection, a 5xx, CardConnect respstat B). Never a plain failure:
+    back (read timeout, dropped connection, a 5xx, a gateway's own "retry" answer). Never a plain failure:
     the payment must be looked up before anything is retried."""

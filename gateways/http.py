@@ -11,8 +11,8 @@ classified by whether the request can have reached the gateway (`GatewayUnreacha
 The HTTP statuses that mean the same at every gateway are mapped here, once (`status_error`): 401/403
 credentials, 429 rate limit, 408/5xx unknown outcome, 404 and `CONFIGURATION_STATUSES` our
 configuration. A gateway whose wire gives a status its own meaning on some call passes `statuses`
-(Payload: 403/404 on an object path is a transaction it does not hold). Every other answer (2xx, the
-remaining 4xx) goes back to the gateway file to read.
+(e.g. a 403 or 404 on a URL naming a transaction: one it does not hold for this merchant). Every
+other answer (2xx, the remaining 4xx) goes back to the gateway file to read.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ prove a gateway's `scrub`. Never wire it to a log."""
 
 @dataclass(frozen=True)
 class GatewayCall:
-    """What the observer learns of one request: labels and numbers only. Never a URL path (CardConnect
-    paths carry the merchant id), a query, a header or a body."""
+    """What the observer learns of one request: labels and numbers only. Never a URL path (a
+    gateway's paths may carry the merchant id), a query, a header or a body."""
 
     gateway: str
     endpoint: str

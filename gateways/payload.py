@@ -35,6 +35,7 @@ from gateways.base import (
     GatewayResult,
     PaymentStatus,
     SaleRequest,
+    SandboxCards,
     require_card,
 )
 from gateways.cards import answered_amount, whole_cents
@@ -62,6 +63,7 @@ class PayloadGateway(Gateway):
     live_url = "https://api.payload.com"
     """One host for both: a test API key (`test_secret_key_...`) is what keeps a call in the sandbox."""
     url_setting = "PAYLOAD_API_URL"
+    sandbox_cards = SandboxCards(approve="4242424242424242", decline="4000000000000002")
     credential_fields = (
         CredentialField("apiKey", "ApiKey", 1),
         CredentialField("processingId", "ProcessingId", 2),

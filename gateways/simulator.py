@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gateways.base import Action, Gateway, GatewayResult, PaymentStatus, SaleRequest, require_card
+from gateways.base import Action, Gateway, GatewayResult, PaymentStatus, SaleRequest, SandboxCards, require_card
 from gateways.errors import AlreadyVoided, Declined, OutcomeUnknown, RequestRejected, StandardError, TransactionNotFound
 from gateways.http import scrub_transcript
 
@@ -123,6 +123,7 @@ def _new_id() -> str:
 class SimulatorGateway(Gateway):
     type_id = 900
     name = "Simulator"
+    sandbox_cards = SandboxCards(approve="4242424242424242", decline="4000000000000002")
     credential_fields = ()
     currencies = frozenset({"USD", "CAD", "GBP", "EUR"})
     transaction_id_pattern = re.compile(r"sim_[A-Za-z0-9]{1,60}")
@@ -138,7 +139,7 @@ class SimulatorGateway(Gateway):
         account = self.context.merchant_account_id
         existing = self.ledger.by_order(account, sale.order_id)
         if existing is not None and existing.live:
-            # Like CardConnect, order ids are unique per merchant; a second sale is refused.
+            # As at the real gateways that refuse them, order ids are unique per merchant.
             raise RequestRejected("duplicate order id", code="duplicate_order", http_status=200)
         approved = min(sale.amount, PARTIAL_BALANCE) if card.number == PARTIAL_CARD else sale.amount
         payment = SimulatedPayment(_new_id(), account, sale.order_id, approved)

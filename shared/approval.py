@@ -1,8 +1,8 @@
 """An approval for another amount than the one asked is not a success.
 
-CardConnect approves less than asked on merchants with partial authorization (respstat A, FNOR 10,
-`amount` = what a prepaid card had left): reported as paid, the LMS would record the full fee while
-the learner paid part of it. The policy is the same for every gateway, so it lives here once.
+A gateway may approve less than asked on merchants with partial authorization (the amount a prepaid
+card had left): reported as paid, the LMS would record the full fee while the learner paid part of
+it. The policy is the same for every gateway, so it lives here once.
 """
 
 from __future__ import annotations

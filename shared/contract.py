@@ -34,8 +34,9 @@ CURRENCIES: dict[int, str] = {840: "USD", 124: "CAD", 826: "GBP", 978: "EUR"}
 SERVICE_NAME = "PaymentGatewayAPI"
 
 ZIP_MAX_CHARACTERS = 9
-"""A postal code's letters and digits (spaces and dashes aside): CardConnect's limit, which a US
-ZIP+4 fits once its dash is dropped. A cut postal code is another one, so longer ones are refused."""
+"""A postal code's letters and digits (spaces and dashes aside): the shortest limit among the
+gateways, which a US ZIP+4 fits once its dash is dropped. A cut postal code is another one, so
+longer ones are refused."""
 _ZIP_SEPARATORS = re.compile(r"[ -]")
 
 MAX_ID = 2**31 - 1

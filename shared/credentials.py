@@ -51,7 +51,8 @@ class MerchantAccount:
     credentials: Mapping[str, str]
     version: str = ""
     currency: str = DEFAULT_CURRENCY
-    """ISO 4217 code the account charges in: Payload charges in it whatever a request says."""
+    """ISO 4217 code the account charges in: a gateway that takes no currency on the wire charges in
+    it whatever a request says."""
 
     def __repr__(self) -> str:
         return (

@@ -95,7 +95,8 @@ class GatewayTypeMismatch(ServiceError):
 
 
 class CurrencyMismatch(ServiceError):
-    """The request's currency is not the merchant account's: Payload would charge the account's."""
+    """The request's currency is not the merchant account's: a gateway that takes no currency on the
+    wire would charge the account's."""
 
     status, code = 422, "currency_mismatch"
 

@@ -35,7 +35,7 @@ def normalise_credentials(
     fields: tuple[CredentialField, ...], raw: Mapping[str, str], merchant_account_id: int
 ) -> dict[str, str]:
     """The secret's values under the gateway's declared field names. Keys match case-insensitively
-    and by label or alias (V1's SQL labelled CardConnect's username `Login`)."""
+    and by label or alias (V1's SQL labelled some fields otherwise, e.g. a username `Login`)."""
     names: dict[str, str] = {}
     for spec in fields:
         for alias in (spec.name, spec.label, *spec.aliases):
@@ -54,9 +54,9 @@ def normalise_credentials(
 
 
 def require_currency(account: MerchantAccount, currency: str | None) -> None:
-    """Refuse a request in another currency than the account's, before any gateway call. Payload
-    takes no currency on the wire and charges in the processing account's, so a CAD request on a
-    USD account would be charged in USD; every gateway is held to the same rule."""
+    """Refuse a request in another currency than the account's, before any gateway call. A gateway
+    that takes no currency on the wire charges in the account's, so a CAD request on a USD account
+    would be charged in USD; every gateway is held to the same rule."""
     if currency is None or currency == account.currency:
         return
     numeric = {code: number for number, code in CURRENCIES.items()}

@@ -188,9 +188,9 @@ def request_identity(operation: Operation, request: PaymentBody | RefundBody) ->
 
 def order_id_for(operation: Operation, key: str) -> str:
     """Our gateway reference for a canonical key: the same on every retry, distinct per operation,
-    at most 31 characters (CardConnect allows 50, Payload 64), and letters only. CardPointe masks
-    an order id holding a Luhn-valid run of 13 or more digits, after which neither inquire nor void
-    by order id finds the charge, so a retry would charge again; `BVP` + 32 hex digits held such a
+    at most 31 characters (the gateways allow 50 or more), and letters only. A gateway may mask an
+    order id holding a Luhn-valid run of 13 or more digits as a card number, after which no look-up
+    or void by order id finds the charge, so a retry would charge again; `BVP` + 32 hex digits held such a
     run for 0.7% of UUIDs. With no digit at all, no reading of the id can find a card number."""
     prefix = "BVP" if operation is Operation.PAYMENT else "BVR"
     try:

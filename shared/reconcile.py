@@ -99,7 +99,7 @@ NEEDS_ATTENTION_DETAIL = (
 def reversal_order_id(order_id: str) -> str:
     """Our order id for the void or refund that reverses the charge made with `order_id`. Derived
     from it, so a resumed run looks up the same reversal; the trailing letter keeps every digit run
-    as short as it was (CardConnect masks long Luhn-valid runs)."""
+    as short as it was (a gateway may mask long Luhn-valid runs)."""
     return order_id + "R"
 
 

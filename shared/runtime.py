@@ -24,13 +24,13 @@ from shared.factory import GatewayFactory
 from shared.flow import PaymentService
 from shared.idempotency import IdempotencyStore, SqliteIdempotencyStore
 from shared.settings import Settings, SettingsError
-from shared.telemetry import OFF, Telemetry, build_telemetry
+from shared.telemetry import OFF, Telemetry
 
 logger = logging.getLogger("paymentgateway.runtime")
 # The Azure SDKs log every request's URL and headers at INFO; the Functions worker logs INFO and
 # up, which would flood Application Insights with one record per Key Vault or Table call.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
-# urllib3 logs each request's path at DEBUG, and CardConnect paths carry the merchant id (a
+# urllib3 logs each request's path at DEBUG, and a gateway's paths may carry the merchant id (a
 # credential field); our own HTTP layer logs host, status and time instead.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
@@ -86,6 +86,16 @@ def fingerprint_key_source(settings: Settings, vault: KeyVaultSecrets | None = N
     if settings.idempotency_store == "sqlite":
         return lambda: LOCAL_FINGERPRINT_KEY
     raise SettingsError("IDEMPOTENCY_HMAC_KEY or IDEMPOTENCY_HMAC_SECRET_NAME must be set for the table store")
+
+
+def build_telemetry(settings: Settings) -> Telemetry:
+    """The process's telemetry: OpenTelemetry when an exporter is configured, else `OFF`. Here rather
+    than in `shared/telemetry.py`, which the OpenTelemetry module builds on (no import cycle)."""
+    if settings.telemetry_exporter == "off":
+        return OFF
+    from shared import telemetry_otel
+
+    return telemetry_otel.configure(settings)
 
 
 def build_service(settings: Settings, telemetry: Telemetry | None = None) -> PaymentService:

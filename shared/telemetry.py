@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from shared.contract import Detail
     from shared.credentials import CredentialStore, MerchantAccount
     from shared.idempotency import IdempotencyStore
-    from shared.settings import Settings
 
 UNKNOWN_GATEWAY = "unknown"
 
@@ -149,11 +148,3 @@ class Telemetry:
 
 OFF = Telemetry()
 
-
-def build_telemetry(settings: Settings) -> Telemetry:
-    """The process's telemetry: OpenTelemetry when an exporter is configured, else `OFF`."""
-    if settings.telemetry_exporter == "off":
-        return OFF
-    from shared import telemetry_otel
-
-    return telemetry_otel.configure(settings)

@@ -35,7 +35,7 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 INSTRUMENTATIONS = ("azure_sdk", "django", "fastapi", "flask", "httpx", "httpx2", "psycopg2", "requests",
                     "urllib", "urllib3")
 """The distro's automatic instrumentations, all turned off: `requests`/`urllib3` would record every
-gateway URL (CardConnect paths carry the merchant id), `azure_sdk` every Key Vault secret name and
+gateway URL (a gateway's paths may carry the merchant id), `azure_sdk` every Key Vault secret name and
 Table key. The HTTP layer's observer reports gateway calls instead, without paths."""
 
 

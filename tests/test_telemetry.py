@@ -32,8 +32,9 @@ from shared.errors import GATEWAY_FAILURE_CODES, from_gateway_error
 from shared.flow import PaymentService
 from shared.idempotency import State, StoreUnavailable
 from shared.reconcile import Decision, reconcile_unknown
+from shared.runtime import build_telemetry
 from shared.settings import Settings, SettingsError
-from shared.telemetry import OFF, build_telemetry
+from shared.telemetry import OFF
 from shared.telemetry_otel import OpenTelemetry, _entra_credential
 from tests.conftest import LeakGuard
 from tests.fakes import CardConnectFake, PayloadFake

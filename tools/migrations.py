@@ -8,8 +8,8 @@ T-SQL script that adds the type's row to `dbo.MicroservicePaymentGatewayAccountT
 seven credential field labels and display orders), so that adding a gateway is one file in
 `gateways/` plus running its generated script on the monolith's database.
 
-The row's id is written explicitly. The contract makes `gatewayTypeId` the row's id (Payload = 1,
-CardConnect = 2) and the service knows each type by the `type_id` in its code, while the README's
+The row's id is written explicitly. The contract makes `gatewayTypeId` the row's id (each gateway
+declares it as `type_id`) and the service knows each type by the `type_id` in its code, while the README's
 hand-written INSERTs leave the id to an IDENTITY column: the id that IDENTITY assigns depends on
 which scripts ran before, in which order, and on identity cache jumps after a server restart, so it
 need not equal the code's `type_id`. Hence SET IDENTITY_INSERT ... ON around an insert with the id.
@@ -106,7 +106,7 @@ def render(cls: type[Gateway]) -> str:
 -- and nothing changes. A row with this id under another name, or this name under another id, is a
 -- conflict the script reports (RAISERROR) instead of guessing.
 --
--- The id is explicit because gatewayTypeId is the row's id (contract: Payload = 1, CardConnect = 2)
+-- The id is explicit because gatewayTypeId is the row's id (the contract's: {type_id} for {cls.name})
 -- and must equal the gateway's type_id in code; an IDENTITY-assigned id depends on run order and
 -- identity cache jumps. {ID_COLUMN} is assumed to be that IDENTITY column.
 IF EXISTS (

@@ -5,8 +5,8 @@
 
 The workbook's KQL runs only in Azure, so each chart is drawn from generated data of the shape its
 query returns (the same columns, series and visualization); titles, order and chart kinds come from
-the workbook file itself. The sample is one day of three gateways with a CardConnect slowdown and
-decline burst in the afternoon, the kind of picture the alerts are for. Needs matplotlib
+the workbook file itself. The sample is one day of the registered gateways, the first of them slowing
+down and declining in bursts in the afternoon, the kind of picture the alerts are for. Needs matplotlib
 (requirements-dev.txt); never deployed.
 """
 
@@ -22,10 +22,36 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from gateways.registry import gateway_types
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKBOOK = ROOT / "infra" / "modules" / "dashboard.workbook.json"
 DEFAULT_OUT = ROOT / "docs" / "img" / "dashboard.png"
-GATEWAYS = ("CardConnect", "Payload", "Simulator")
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """A sample gateway's day: calls per half hour at the peak, approval rate, latency."""
+
+    peak: int
+    approval: float
+    latency_ms: float
+
+
+REAL_TRAFFIC = (Traffic(120, 93.0, 900.0), Traffic(80, 95.0, 450.0), Traffic(50, 94.0, 600.0))
+LOCAL_TRAFFIC = Traffic(6, 90.0, 40.0)
+"""A gateway called at no URL (the simulator): a little test traffic."""
+
+
+def sample_gateways() -> dict[str, Traffic]:
+    """Every registered gateway with its sample traffic: those called at a URL first, in type id order."""
+    ordered = sorted(gateway_types().items(), key=lambda item: (not item[1].url_setting, item[0]))
+    real = iter(REAL_TRAFFIC * len(ordered))
+    return {cls.name: next(real) if cls.url_setting else LOCAL_TRAFFIC for _, cls in ordered}
+
+
+GATEWAYS = sample_gateways()
+INCIDENT_AT = next(iter(GATEWAYS))
 BIN = dt.timedelta(minutes=30)
 
 
@@ -71,7 +97,7 @@ def charts(workbook: dict[str, Any]) -> list[Chart]:
 
 
 class SampleDay:
-    """One day of generated traffic, seeded, with an incident at CardConnect from 14:00 to 16:00."""
+    """One day of generated traffic, seeded, with an incident at `INCIDENT_AT` from 14:00 to 16:00."""
 
     def __init__(self, hours: int, seed: int) -> None:
         self.rng = random.Random(seed)  # noqa: S311 - sample data for a picture, not a secret
@@ -86,18 +112,18 @@ class SampleDay:
         return 0.15 + max(0.0, 1 - abs(time.hour + time.minute / 60 - 13) / 8)
 
     def calls(self) -> Series:
-        peak = {"CardConnect": 120, "Payload": 80, "Simulator": 6}
         values = {
-            gateway: [float(round(peak[gateway] * self.load(t) * self.rng.uniform(0.85, 1.15))) for t in self.times]
+            gateway: [
+                float(round(GATEWAYS[gateway].peak * self.load(t) * self.rng.uniform(0.85, 1.15))) for t in self.times
+            ]
             for gateway in GATEWAYS
         }
         return Series(self.times, values, "calls")
 
     def approval_rate(self) -> Series:
-        normal = {"CardConnect": 93.0, "Payload": 95.0, "Simulator": 90.0}
         values = {
             gateway: [
-                normal[gateway] - (35.0 if gateway == "CardConnect" and self.incident(t) else 0.0)
+                GATEWAYS[gateway].approval - (35.0 if gateway == INCIDENT_AT and self.incident(t) else 0.0)
                 + self.rng.uniform(-2.5, 2.5)
                 for t in self.times
             ]
@@ -106,10 +132,9 @@ class SampleDay:
         return Series(self.times, values, "%")
 
     def latency(self) -> Series:
-        normal = {"CardConnect": 900.0, "Payload": 450.0, "Simulator": 40.0}
         values = {
             gateway: [
-                normal[gateway] * (4.0 if gateway == "CardConnect" and self.incident(t) else 1.0)
+                GATEWAYS[gateway].latency_ms * (4.0 if gateway == INCIDENT_AT and self.incident(t) else 1.0)
                 * self.rng.uniform(0.8, 1.25)
                 for t in self.times
             ]
@@ -163,7 +188,7 @@ class SampleDay:
         """The escalations drawn in unknowns_and_reconciler, newest first."""
         rows = [
             [when.strftime("%Y-%m-%d %H:%M"), "2001", "payment", f"ord-{self.rng.getrandbits(24):06x}", "12",
-             "CardConnect no_response"]
+             f"{INCIDENT_AT} no_response"]
             for when in sorted(self._reconciliation[1], reverse=True)
         ]
         return Table(["timestamp", "merchantAccountId", "operation", "orderId", "attempts", "reason"], rows)

@@ -30,8 +30,9 @@ test card and refunds it at once. `--no-charge` needs no such flag.
 
 Prints one row per check and exits 0 when every check passed, 1 when one failed or could not run,
 2 when it refused to run, the arguments are wrong, or the service says the merchant account is not
-of the gateway type given (retrying cannot fix any of these). Uses only `requests` and the standard library,
-so it runs from any machine that can reach the deployment.
+of the gateway type given (retrying cannot fix any of these). Uses only `requests`, the standard library
+and the gateways' own declarations (`gateways/`: each names its published test cards), so it runs from
+a checkout on any machine that can reach the deployment.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ from typing import Any, TextIO
 
 import requests
 
+from gateways.base import SandboxCards
+from gateways.registry import gateway_type as registered_gateway
+from gateways.registry import gateway_types
+
 PASSED, FAILED, REFUSED = 0, 1, 2
 SIMULATOR_TYPE_ID = 900
 PAYMENT_PATH = "/paymentGateway/processPayment"
@@ -59,20 +64,12 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 WRONG_MERCHANT_CODES = frozenset({"gateway_type_mismatch", "unknown_gateway_type"})
 
 
-@dataclass(frozen=True)
-class TestCards:
-    """A gateway's published test cards: one it approves, one it declines (shared/reference docs)."""
-
-    gateway_name: str
-    approve: str
-    decline: str
-
-
-TEST_CARDS: dict[int, TestCards] = {
-    SIMULATOR_TYPE_ID: TestCards("Simulator", approve="4242424242424242", decline="4000000000000002"),
-    1: TestCards("Payload", approve="4242424242424242", decline="4000000000000002"),
-    2: TestCards("CardConnect", approve="4788250000121443", decline="4387751111111053"),
-}
+def sandbox_cards(gateway_type: int) -> tuple[str, SandboxCards] | None:
+    """The name and published test cards of the registered gateway `gateway_type`, if it declares some."""
+    cls = registered_gateway(gateway_type)
+    if cls is None or cls.sandbox_cards is None:
+        return None
+    return cls.name, cls.sandbox_cards
 
 
 @dataclass
@@ -149,7 +146,8 @@ def expiry_in_three_years(today: dt.date) -> str:
 class Plan:
     merchant: int
     gateway_type: int
-    cards: TestCards
+    gateway_name: str
+    cards: SandboxCards
     amount: Decimal
     university_id: int
     user_id: int
@@ -157,7 +155,7 @@ class Plan:
     def payment_body(self, card: str) -> dict[str, Any]:
         return {
             "gatewayTypeId": self.gateway_type,
-            "gatewayTypeName": self.cards.gateway_name,
+            "gatewayTypeName": self.gateway_name,
             "merchantAccountId": self.merchant,
             "account": card,
             "expDate": expiry_in_three_years(dt.datetime.now(dt.UTC).date()),
@@ -172,7 +170,7 @@ class Plan:
     def refund_body(self, payment_id: str, card: str) -> dict[str, Any]:
         return {
             "gatewayTypeId": self.gateway_type,
-            "gatewayTypeName": self.cards.gateway_name,
+            "gatewayTypeName": self.gateway_name,
             "merchantAccountId": self.merchant,
             "paymentTransactionId": payment_id,
             "userId": self.user_id,
@@ -221,7 +219,7 @@ class Smoke:
         if answer.detail.get("statusCode") in WRONG_MERCHANT_CODES:
             raise WrongMerchant(
                 f"merchant account {self.plan.merchant} is not a gateway type {self.plan.gateway_type} "
-                f"({self.plan.cards.gateway_name}) account on this deployment",
+                f"({self.plan.gateway_name}) account on this deployment",
                 answer.summary(),
             )
 
@@ -396,22 +394,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parse_args(argv)
-    cards = TEST_CARDS.get(args.gateway_type)
-    if cards is None:
+    declared = sandbox_cards(args.gateway_type)
+    if declared is None:
+        known = sorted(t for t, cls in gateway_types().items() if cls.sandbox_cards is not None)
         print(f"smoke: refused: no test cards known for gateway type {args.gateway_type} "
-              f"(known: {', '.join(str(t) for t in sorted(TEST_CARDS))})", file=out)
+              f"(known: {', '.join(str(t) for t in known)})", file=out)
         return REFUSED
+    name, cards = declared
     charge = not args.no_charge
     if charge and args.gateway_type != SIMULATOR_TYPE_ID and not args.allow_live:
-        print(f"smoke: refused: gateway type {args.gateway_type} ({cards.gateway_name}) is a real gateway, and "
+        print(f"smoke: refused: gateway type {args.gateway_type} ({name}) is a real gateway, and "
               "this tool cannot tell a sandbox account from a live one. A full run charges "
               f"{args.amount} and refunds it: pass --allow-live to do that, or --no-charge.", file=out)
         return REFUSED
-    plan = Plan(args.merchant, args.gateway_type, cards, args.amount, args.university_id, args.user_id)
+    plan = Plan(args.merchant, args.gateway_type, name, cards, args.amount, args.university_id, args.user_id)
     smoke = Smoke(Client(args.url, args.key, args.timeout), plan)
     mode = "no-charge checks" if not charge else f"full run, {args.amount} charged and refunded"
     print(f"smoke: {smoke.client.base_url} merchant {plan.merchant}, gateway type {plan.gateway_type} "
-          f"({cards.gateway_name}), {mode}, key {'given' if args.key else 'not given'}", file=out)
+          f"({name}), {mode}, key {'given' if args.key else 'not given'}", file=out)
     try:
         smoke.run(charge=charge)
     except WrongMerchant as error:

@@ -22,8 +22,8 @@ jwt_claim() {
 import base64, json, sys
 token = sys.stdin.read().strip()
 try:
-    payload = token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
 except (IndexError, ValueError):
     sys.exit("not a JWT")
 print(claims.get(sys.argv[1], ""))

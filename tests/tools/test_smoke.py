@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from gateways.cards import luhn_valid
+from gateways.registry import gateway_types
 from gateways.simulator import DECLINES, TIMEOUT_CARD
 from tests.devhost_process import devhost, free_port
 from tools import smoke
@@ -217,8 +218,12 @@ def test_a_deployment_that_charges_a_replay_again_fails(non_idempotent_host: str
 
 
 def test_test_cards_match_the_simulator_and_are_valid() -> None:
-    sim = smoke.TEST_CARDS[smoke.SIMULATOR_TYPE_ID]
-    assert sim.decline in DECLINES
+    declared = smoke.sandbox_cards(smoke.SIMULATOR_TYPE_ID)
+    assert declared is not None
+    name, sim = declared
+    assert name == "Simulator" and sim.decline in DECLINES
     assert sim.approve not in DECLINES and sim.approve != TIMEOUT_CARD
-    for cards in smoke.TEST_CARDS.values():
+    declaring = [cls.sandbox_cards for cls in gateway_types().values() if cls.sandbox_cards is not None]
+    assert len(declaring) >= 3
+    for cards in declaring:
         assert luhn_valid(cards.approve) and luhn_valid(cards.decline)
