@@ -178,6 +178,9 @@ class HttpPool:
         auth: Auth | None,
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        data: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_reply: bool = True,
         gateway: str = "",
         endpoint: str = "",
         url_setting: str = "",
@@ -186,7 +189,9 @@ class HttpPool:
         """Send one request and return the gateway's reply. `gateway` and `endpoint` label it for
         the observer and for messages (the gateway's name, its endpoint kind); they never travel.
         `url_setting` is the app setting that holds the gateway's URL, which a 404 names. `auth`
-        None sends no Authorization header (a gateway whose credentials travel in the body).
+        None sends no Authorization header (a gateway whose credentials travel in the body). A
+        gateway whose wire is not JSON sends its body as `data` with its own `headers` (added to the
+        shared ones) and reads the answer's text with `json_reply=False`.
 
         Raises `GatewayUnreachable` when the request cannot have been sent (refused, DNS, connect
         timeout) and `OutcomeUnknown` when it may have been carried out but no usable answer came
@@ -194,31 +199,28 @@ class HttpPool:
         `GatewayMisconfigured` for the statuses in `CONFIGURATION_STATUSES`; then `statuses`' error
         for the reply's status, or `status_error`'s.
         """
-        reply = self._observed(method, url, auth, json, params, gateway, endpoint)
+        request = requests.Request(
+            method, url, headers={**HEADERS, **(headers or {})}, auth=auth, json=json, params=params,
+            data=None if data is None else data.encode(),
+        )
+        reply = self._observed(method, url, request, json_reply, gateway, endpoint)
         error = status_error(reply, gateway or urlsplit(url).netloc, url_setting, statuses)
         if error is not None:
             raise error
         return reply
 
     def _observed(
-        self,
-        method: str,
-        url: str,
-        auth: Auth | None,
-        json: Mapping[str, Any] | None,
-        params: Mapping[str, str] | None,
-        gateway: str,
-        endpoint: str,
+        self, method: str, url: str, request: requests.Request, json_reply: bool, gateway: str, endpoint: str
     ) -> HttpReply:
         route = self._route_for(url)
-        prepared = requests.Request(method, url, headers=HEADERS, auth=auth, json=json, params=params).prepare()
+        prepared = request.prepare()
         if self.observer is None:
-            return self._exchange(route, prepared, method, url)
+            return self._exchange(route, prepared, method, url, json_reply)
         started_ns, started = time.time_ns(), time.perf_counter()
         status: int | None = None
         outcome = "unknown"
         try:
-            reply = self._exchange(route, prepared, method, url)
+            reply = self._exchange(route, prepared, method, url, json_reply)
             status, outcome = reply.status, "answered"
             return reply
         except (OutcomeUnknown, GatewayUnreachable, GatewayMisconfigured) as error:
@@ -235,7 +237,9 @@ class HttpPool:
             except Exception as error:  # noqa: BLE001 - telemetry never changes a payment's outcome
                 log.warning("the HTTP observer failed: %s", type(error).__name__)
 
-    def _exchange(self, route: _Route, prepared: requests.PreparedRequest, method: str, url: str) -> HttpReply:
+    def _exchange(
+        self, route: _Route, prepared: requests.PreparedRequest, method: str, url: str, json_reply: bool = True
+    ) -> HttpReply:
         host = urlsplit(url).netloc
         timeout = self._timeouts_left(method, host)
         started = time.monotonic()
@@ -255,7 +259,7 @@ class HttpPool:
         log.debug("%s %s -> HTTP %d in %.0f ms", method, host, response.status_code, elapsed_ms)
         if self.transcript is not None:
             self._record(prepared, f"HTTP {response.status_code}\n{_headers_text(response.headers.items())}\n\n{text}")
-        reply = HttpReply(response.status_code, _parse_json(text), text)
+        reply = HttpReply(response.status_code, _parse_json(text) if json_reply else None, text)
         if reply.status == 408 or reply.status >= 500:
             raise OutcomeUnknown(
                 f"{host} answered HTTP {reply.status}; the request may have been carried out",
@@ -268,7 +272,7 @@ class HttpPool:
                 code=str(reply.status),
                 http_status=reply.status,
             )
-        if 200 <= reply.status < 300 and reply.json is None:
+        if json_reply and 200 <= reply.status < 300 and reply.json is None:
             raise OutcomeUnknown(
                 f"{host} answered HTTP {reply.status} without a JSON body",
                 code="unreadable_response",

@@ -345,3 +345,27 @@ def test_a_json_body_after_a_byte_order_mark_is_read_and_no_auth_means_no_header
             pool.close()
         assert reply.json == {"answer": "yes", "amount": Decimal("1.10")}
         assert server.requests[0].authorization is None
+
+
+class TextServer(FakeServer):
+    """Answers every request with a name-value text body (not JSON), as Payflow does."""
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        return Reply(200, raw=b"RESULT=0&RESPMSG=Approved")
+
+
+def test_a_text_wire_sends_its_body_and_headers_as_given_and_reads_the_answer_as_text() -> None:
+    pool = HttpPool(TIMEOUTS)
+    with TextServer() as server:
+        reply = pool.send(
+            "POST", server.base_url + "/", auth=None, data="TRXTYPE=S&PWD[3]=a&b",
+            headers={"Content-Type": "text/namevalue", "X-VPS-REQUEST-ID": "X1"}, json_reply=False,
+        )
+        with pytest.raises(OutcomeUnknown, match="without a JSON body"):
+            pool.send("POST", server.base_url + "/", auth=None, data="x", headers={"Content-Type": "text/plain"})
+    pool.close()
+    assert (reply.status, reply.json, reply.text) == (200, None, "RESULT=0&RESPMSG=Approved")
+    sent = server.requests[0]
+    assert sent.raw_body == "TRXTYPE=S&PWD[3]=a&b"
+    assert (sent.headers["Content-Type"], sent.headers["X-VPS-REQUEST-ID"]) == ("text/namevalue", "X1")
+    assert "Authorization" not in sent.headers
