@@ -190,9 +190,9 @@ class FakeServer:
         carry_out: bool | None = None,
     ) -> None:
         """Apply fault `mode` to the next `count` requests (None: every request until cleared)
-        whose "METHOD /path" matches the regex `match`. `carry_out` says whether the request is
-        carried out before the fault (default: yes for slow, drop and the malformed answers, no for
-        the others)."""
+        whose `request_line` ("METHOD /path") matches the regex `match`. `carry_out` says whether the
+        request is carried out before the fault (default: yes for slow, drop and the malformed
+        answers, no for the others)."""
         if mode not in self.fault_modes:
             raise ValueError(f"unknown fault mode {mode!r}; known: {sorted(self.fault_modes)}")
         if carry_out is None:
@@ -204,8 +204,13 @@ class FakeServer:
         with self.lock:
             self._faults.clear()
 
+    def request_line(self, request: RecordedRequest) -> str:
+        """What a fault's `match` is searched in: "METHOD /path", and for a gateway whose operations
+        share one path (Payflow: every call is `POST /`) what tells them apart."""
+        return f"{request.method} {request.path}"
+
     def _take_fault(self, request: RecordedRequest) -> Fault | None:
-        line = f"{request.method} {request.path}"
+        line = self.request_line(request)
         with self.lock:
             for fault in self._faults:
                 if fault.match is not None and not fault.match.search(line):
@@ -300,7 +305,7 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
                 if fake.sets_cookies:
                     self.send_header("Set-Cookie", f"JSESSIONID=lb-{next(fake._cookies)}; Path=/; HttpOnly")
-                if payload:
+                if payload and "Content-Type" not in reply.headers:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
