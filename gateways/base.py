@@ -31,6 +31,9 @@ class CredentialField:
     label: str
     display_order: int
     aliases: tuple[str, ...] = ()
+    required: bool = True
+    """False for a per-merchant option an account may leave out, kept in the secret beside the
+    credentials (Payflow's `heldForReview`); the gateway's default applies without it."""
 
 
 @dataclass(frozen=True)
@@ -301,7 +304,7 @@ class Gateway(ABC):
     default (no dots, no slashes) is for gateways that have not declared theirs."""
 
     def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
-        missing = [spec.name for spec in self.credential_fields if not credentials.get(spec.name)]
+        missing = [spec.name for spec in self.credential_fields if spec.required and not credentials.get(spec.name)]
         if missing:
             raise ValueError(f"{self.name} credentials lack {', '.join(missing)}")
         self.credentials = credentials

@@ -20,6 +20,9 @@ class StandardError(enum.StrEnum):
     CONFIG_ERROR = "config_error"
     PARTIAL_APPROVAL = "partial_approval"
     """The gateway approved less than asked (a prepaid card); the service voided it."""
+    HELD_FOR_REVIEW = "held_for_review"
+    """The gateway's fraud filters held the sale for review (authorized, settled only once someone
+    approves it); by default the service voided it."""
 
 
 class GatewayError(Exception):

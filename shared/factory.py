@@ -45,7 +45,7 @@ def normalise_credentials(
         name = names.get(key.lower())
         if name is not None:
             values[name] = value
-    missing = [spec.name for spec in fields if not values.get(spec.name)]
+    missing = [spec.name for spec in fields if spec.required and not values.get(spec.name)]
     if missing:
         raise CredentialsMalformed(
             f"the credentials for merchant account {merchant_account_id} lack {', '.join(missing)}"

@@ -8,7 +8,8 @@
         [--change-type]
         Write or rotate `merchant-account-<ACCOUNT_ID>` (a new version; the service picks it up within
         its credential cache TTL, 300 s by default). Prompts for each credential field the gateway
-        type declares without echoing, or reads a JSON object of field to value from PATH (`-`:
+        type declares without echoing (an optional one, a per-merchant option, is left out when
+        answered empty), or reads a JSON object of field to value from PATH (`-`:
         standard input), e.g. {"username": "...", "password": "...", "merchantId": "..."}; the
         contract's {"gatewayTypeId": 2, "currency": "CAD", "credentials": {...}} is accepted too.
         --currency (ISO 4217, e.g. CAD) is the currency the account charges in; without it a
@@ -198,10 +199,13 @@ def checked_currency(cls: type[Gateway], currency: str) -> str:
 def read_prompts(cls: type[Gateway], prompt: Prompt) -> dict[str, str]:
     raw: dict[str, str] = {}
     for spec in sorted(cls.credential_fields, key=lambda spec: spec.display_order):
+        optional = "" if spec.required else " [optional: Enter leaves it out]"
         try:
-            raw[spec.name] = prompt(f"{cls.name} {spec.label} ({spec.name}): ").strip()
+            value = prompt(f"{cls.name} {spec.label} ({spec.name}){optional}: ").strip()
         except (EOFError, KeyboardInterrupt):
             raise Refused("aborted: nothing was written") from None
+        if value or spec.required:
+            raw[spec.name] = value
     return raw
 
 

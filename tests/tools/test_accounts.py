@@ -10,10 +10,12 @@ from typing import ClassVar
 
 import pytest
 
-from gateways.base import CredentialField, Gateway
+from gateways.base import CredentialField, Gateway, GatewayContext
 from gateways.errors import CredentialsRejected, GatewayUnreachable
 from gateways.registry import gateway_types
 from shared.credentials import SECRET_CONTENT_TYPE
+from shared.errors import CredentialsMalformed
+from shared.factory import normalise_credentials
 from shared.settings import Settings
 from tests.conftest import LeakGuard
 from tests.fakes.keyvault import FakeKeyVault
@@ -53,10 +55,22 @@ class VerifyingGateway(UncalledGateway):
             raise GatewayUnreachable("connection refused")
 
 
+class OptionGateway(UncalledGateway):
+    """A gateway with a per-merchant option beside its credentials (Payflow's `heldForReview`)."""
+
+    type_id = 503
+    name = "Optional"
+    credential_fields = (
+        CredentialField("apiKey", "ApiKey", 1),
+        CredentialField("policy", "Policy", 2, required=False),
+    )
+
+
 TEST_TYPES: dict[int, type[Gateway]] = {
     **gateway_types(),
     LoginGateway.type_id: LoginGateway,
     VerifyingGateway.type_id: VerifyingGateway,
+    OptionGateway.type_id: OptionGateway,
 }
 
 
@@ -182,6 +196,23 @@ def test_set_works_with_a_real_registered_gateway(vault: FakeKeyVault) -> None:
     assert run(vault, "set", str(ACCOUNT), "--gateway-type", "1", prompt=prompt) == 0
     assert len(prompt.prompts) == len(payload.credential_fields)
     assert json.loads(vault.secrets[NAME][-1].value) == {"gatewayTypeId": 1, "credentials": answers}
+
+
+def test_an_optional_field_is_prompted_as_such_and_left_out_when_empty(vault: FakeKeyVault) -> None:
+    prompt = RecordingPrompt({"apiKey": "key-0123456789"})
+    assert run(vault, "set", str(ACCOUNT), "--gateway-type", "503", prompt=prompt) == 0
+    assert prompt.prompts == [
+        "Optional ApiKey (apiKey): ", "Optional Policy (policy) [optional: Enter leaves it out]: "
+    ]
+    assert json.loads(vault.secrets[NAME][-1].value)["credentials"] == {"apiKey": "key-0123456789"}
+    assert dict(normalise_credentials(OptionGateway.credential_fields, {"ApiKey": "k"}, ACCOUNT)) == {"apiKey": "k"}
+
+    prompt = RecordingPrompt({"apiKey": "key-0123456789", "policy": "accept"})
+    assert run(vault, "set", str(ACCOUNT), "--gateway-type", "503", prompt=prompt) == 0
+    assert json.loads(vault.secrets[NAME][-1].value)["credentials"] == {"apiKey": "key-0123456789", "policy": "accept"}
+    OptionGateway({"apiKey": "k"}, GatewayContext(ACCOUNT, "", None))  # the gateway takes it without the option
+    with pytest.raises(CredentialsMalformed):
+        normalise_credentials(OptionGateway.credential_fields, {"policy": "accept"}, ACCOUNT)
 
 
 def test_set_refuses_an_unknown_gateway_type(vault: FakeKeyVault, capsys: pytest.CaptureFixture[str]) -> None:
