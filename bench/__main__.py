@@ -44,6 +44,7 @@ import azure.functions as func
 import requests
 
 from bench.target import target
+from gateways.registry import gateway_types
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = target()
@@ -56,7 +57,12 @@ TARGETS = {
     "telemetry_per_call_ms": 2.0,
     "telemetry_first_request_added_ms": 500.0,
 }
-LAZY_SDKS = ("azure.keyvault", "azure.data.tables", "azure.identity", "msal", "opentelemetry", "azure.monitor")
+GATEWAY_SDKS = tuple(cls.__module__.rsplit(".", 1)[-1] for cls in gateway_types().values())
+"""A gateway's own client library is a package named like its module (`gateways/<module>.py`); none
+may load in the request path."""
+LAZY_SDKS = (
+    "azure.keyvault", "azure.data.tables", "azure.identity", "msal", "opentelemetry", "azure.monitor", *GATEWAY_SDKS,
+)
 TELEMETRY_ENV: dict[str, dict[str, str]] = {
     "off": {},
     # Nothing listens on port 9: exports fail in the SDK's own threads, as with a collector that is down.
