@@ -30,9 +30,20 @@ TEST_DEPENDENCIES = "requirements-dev.txt"
 bodies with it, is named here as a package (`<module>-api`), never elsewhere."""
 
 
+UNTRACKED_DIRS = frozenset({"node_modules", "__pycache__"})
+
+
 def tracked_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    return [name for name in listed.decode().split("\0") if name and (ROOT / name).is_file()]
+    """The repository's files: git's list, or, in a copy of the tree without git, every file outside
+    hidden and generated folders."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False)
+    if listed.returncode == 0:
+        return [name for name in listed.stdout.decode().split("\0") if name and (ROOT / name).is_file()]
+    return sorted(
+        path.relative_to(ROOT).as_posix() for path in ROOT.rglob("*")
+        if path.is_file() and not any(part.startswith(".") or part in UNTRACKED_DIRS
+                                      for part in path.relative_to(ROOT).parts)
+    )
 
 
 def gateways_under_test() -> list[type[Gateway]]:
