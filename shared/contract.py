@@ -8,8 +8,10 @@ card number cannot reach a response or a log through an error.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import re
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -115,10 +117,112 @@ class _GatewayCall(BaseModel):
     userId: RecordedId
 
 
+@dataclass(frozen=True)
+class TokenType:
+    """What the contract accepts as one type of card token, checked before any gateway sees it."""
+
+    pattern: str
+    """The value's characters (a full match; the OpenAPI document states the same pattern)."""
+    lengths: tuple[int, int]
+    """The value's least and greatest length."""
+    shape: str
+    """The shape in words, for the 422."""
+    expiry: bool = False
+    """The gateway needs the card's expiry beside the token: `expDate` is required, else refused."""
+    descriptor: str | None = None
+    """The tokenizer names the value's format: `descriptor` is required and matches this, else refused."""
+
+    def accepts(self, value: str) -> bool:
+        low, high = self.lengths
+        return value.isascii() and low <= len(value) <= high and re.fullmatch(self.pattern, value) is not None
+
+
+TOKEN_TYPES: dict[str, TokenType] = {
+    # A CardSecure token goes where a card number would (CardConnect's `account`, at most 19). It is
+    # not a card number and need not pass Luhn. An all-digit one starts with 9, which no card number
+    # CardSecure tokenizes does: a card number sent as a token is refused, never charged as one.
+    "cardsecure": TokenType(
+        "9[0-9]*|[0-9]*[A-Za-z][0-9A-Za-z]*", (12, 19), "12 to 19 letters or digits; all digits: starting with 9",
+        expiry=True,
+    ),
+    "payload_payment_method": TokenType("pm_[0-9A-Za-z]+", (4, 64), "pm_ and letters or digits, at most 64"),
+    "authorizenet_opaque": TokenType(
+        "[0-9A-Za-z+/=]+", (1, 4096), "base64 characters, at most 4096", descriptor="[A-Z0-9]+(\\.[A-Z0-9]+)*"
+    ),
+    "stripe_payment_method": TokenType("pm_[0-9A-Za-z]+", (4, 255), "pm_ and letters or digits, at most 255"),
+}
+"""The card-token types of the contract (`token.type`), each made by one gateway's browser tokenizer
+(docs/tokens.md). Which of them an account takes is its gateway's declaration (`token_kinds`)."""
+DESCRIPTOR_MAX_LENGTH = 64
+
+
+class PaymentToken(BaseModel):
+    """A card as a gateway's browser tokenizer handed it over, sent instead of `account`/`cvv2`.
+    A secret like a card number: never logged, stored or echoed; validation messages name the
+    rule, never the value."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    type: str
+    value: str = Field(repr=False)
+    descriptor: Annotated[str, StringConstraints(max_length=DESCRIPTOR_MAX_LENGTH)] | None = Field(
+        default=None, validate_default=True
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in TOKEN_TYPES:
+            raise ValueError(f"must be one of {', '.join(TOKEN_TYPES)}")
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _shape(cls, value: str, info: ValidationInfo) -> str:
+        kind = TOKEN_TYPES.get(info.data.get("type", ""))
+        if kind is not None and not kind.accepts(value):
+            raise ValueError(f"is not a {info.data['type']} token ({kind.shape})")
+        return value
+
+    @field_validator("descriptor")
+    @classmethod
+    def _descriptor(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = TOKEN_TYPES.get(info.data.get("type", ""))
+        if kind is None:
+            return value
+        if kind.descriptor is None:
+            if value is not None:
+                with_one = ", ".join(name for name, other in TOKEN_TYPES.items() if other.descriptor)
+                raise ValueError(f"is sent only with {with_one}")
+            return value
+        if value is None or not (value.isascii() and re.fullmatch(kind.descriptor, value)):
+            raise ValueError(f"is required for {info.data['type']}: the tokenizer's data descriptor")
+        return value
+
+
+class Carries(enum.Enum):
+    CARD = enum.auto()
+    TOKEN = enum.auto()
+    REFUSED_TOKEN = enum.auto()
+    """The token was refused; its 422 already says what is wrong, so the card's fields are not judged."""
+
+
+def _carries(info: ValidationInfo) -> Carries:
+    # `token` is declared before the card's fields: it is validated first, and absent from
+    # `info.data` when it was refused.
+    if "token" not in info.data:
+        return Carries.REFUSED_TOKEN
+    return Carries.CARD if info.data["token"] is None else Carries.TOKEN
+
+
 class PaymentBody(_GatewayCall):
-    account: str = Field(repr=False)
-    expDate: str = Field(repr=False)
-    cvv2: str = Field(repr=False)
+    # A body carries a card (`account`, `expDate`, `cvv2`: V1, unchanged) or a `token` (with `expDate`
+    # when its type needs it), never both. The card's fields are validated even when absent
+    # (validate_default), which is where "required without a token" is said, per field.
+    token: PaymentToken | None = Field(default=None, repr=False)
+    account: str | None = Field(default=None, repr=False, validate_default=True)
+    expDate: str | None = Field(default=None, repr=False, validate_default=True)
+    cvv2: str | None = Field(default=None, repr=False, validate_default=True)
     amount: Amount
     currencyType: CurrencyCode
     name: ShortText | None = None
@@ -132,16 +236,29 @@ class PaymentBody(_GatewayCall):
 
     @field_validator("account")
     @classmethod
-    def _card_number(cls, value: str) -> str:
-        if not (value.isascii() and value.isdigit() and 13 <= len(value) <= 19):
+    def _card_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        number = _card_field(value, info)
+        if number is None:
+            return value
+        if not (number.isascii() and number.isdigit() and 13 <= len(number) <= 19):
             raise ValueError("must be 13 to 19 digits")
-        if not luhn_valid(value):
+        if not luhn_valid(number):
             raise ValueError("is not a valid card number (Luhn check failed)")
         return value
 
     @field_validator("expDate")
     @classmethod
-    def _expiry(cls, value: str, info: ValidationInfo) -> str:
+    def _expiry(cls, value: str | None, info: ValidationInfo) -> str | None:
+        carries = _carries(info)
+        if carries is Carries.REFUSED_TOKEN:
+            return value
+        token: PaymentToken | None = info.data["token"]
+        if token is not None and not TOKEN_TYPES[token.type].expiry:
+            if value is not None:
+                raise ValueError(f"is not sent with a {token.type} token")
+            return value
+        if value is None:
+            raise ValueError("Field required")
         if not (len(value) == 4 and value.isascii() and value.isdigit()):
             raise ValueError("must be MMYY")
         month, year = int(value[:2]), 2000 + int(value[2:])
@@ -154,8 +271,11 @@ class PaymentBody(_GatewayCall):
 
     @field_validator("cvv2")
     @classmethod
-    def _cvv(cls, value: str) -> str:
-        if not (value.isascii() and value.isdigit() and 3 <= len(value) <= 4):
+    def _cvv(cls, value: str | None, info: ValidationInfo) -> str | None:
+        cvv = _card_field(value, info)
+        if cvv is None:
+            return value
+        if not (cvv.isascii() and cvv.isdigit() and 3 <= len(cvv) <= 4):
             raise ValueError("must be 3 or 4 digits")
         return value
 
@@ -206,8 +326,25 @@ class PaymentBody(_GatewayCall):
         return self.zip
 
     @property
-    def masked_card_number(self) -> str:
-        return mask_card(self.account)
+    def masked_card_number(self) -> str | None:
+        """From the card number; None for a token (the gateway's answer tells the last four)."""
+        return None if self.account is None else mask_card(self.account)
+
+
+def _card_field(value: str | None, info: ValidationInfo) -> str | None:
+    """For `account` and `cvv2`: the value to check as the card's, or None when there is nothing to
+    check (a token came instead, or the token was refused). Required without a token; refused with
+    one (a card number beside a token would be sent nowhere, and must not be taken as accepted)."""
+    carries = _carries(info)
+    if carries is Carries.REFUSED_TOKEN:
+        return None
+    if carries is Carries.TOKEN:
+        if value is not None:
+            raise ValueError("is not sent with a token")
+        return None
+    if value is None:
+        raise ValueError("Field required")
+    return value
 
 
 class RefundBody(_GatewayCall):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from gateways.base import GatewayResult
@@ -80,6 +80,19 @@ class NotATransactionId(ServiceError):
     there is no such payment there, and the id never reaches the gateway's URL."""
 
     status, code = 404, "transaction_not_found"
+
+
+class TokenNotAccepted(ServiceError):
+    """The card token's type is not one the account's gateway takes: refused before any call, naming
+    the types it does take."""
+
+    status, code = 422, "token_not_accepted"
+
+
+class CardNumberNotAccepted(ServiceError):
+    """A card number for a gateway that takes only card tokens: refused before any call."""
+
+    status, code = 422, "card_number_not_accepted"
 
 
 class CredentialsNotAllowed(ServiceError):
@@ -179,6 +192,9 @@ class Answer:
     status: int
     detail: Detail
     headers: dict[str, str] = field(default_factory=dict)
+    masked_card: str | None = None
+    """For the audit line of a sale made with a card token: the card as the gateway's answer told it.
+    Never part of the envelope."""
 
     @functools.cached_property
     def body(self) -> str:
@@ -188,10 +204,10 @@ class Answer:
         """The same answer with some of its `detail` changed; the status stays what it was decided to
         be. Validated again, so a gateway's text put in is redacted like any other."""
         detail = Detail.model_validate({**self.detail.model_dump(), **changes})
-        return Answer(self.status, detail, self.headers)
+        return replace(self, detail=detail)
 
     def with_headers(self, headers: dict[str, str]) -> Answer:
-        return Answer(self.status, self.detail, {**self.headers, **headers})
+        return replace(self, headers={**self.headers, **headers})
 
 
 def approved(result: GatewayResult, merchant_account_id: int) -> Answer:
@@ -206,7 +222,15 @@ def approved(result: GatewayResult, merchant_account_id: int) -> Answer:
             paymentTransactionId=result.transaction_id,
             merchantAccountId=merchant_account_id,
         ),
+        masked_card=_masked_last_four(result.last_four),
     )
+
+
+def _masked_last_four(last_four: str | None) -> str | None:
+    # A gateway's answer is not ours: only four ASCII digits are taken as the last four.
+    if last_four is None or not (len(last_four) == 4 and last_four.isascii() and last_four.isdigit()):
+        return None
+    return "x" * 12 + last_four
 
 
 def replayed(status: int, body: str) -> Answer:

@@ -21,15 +21,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from gateways.base import BillingAddress, Card, Gateway, GatewayResult, RefundRequest, SaleRequest
+from gateways.base import BillingAddress, Card, CardToken, Gateway, GatewayResult, RefundRequest, SaleRequest
 from gateways.cards import redact_card_numbers
 from gateways.errors import AlreadyVoided, CredentialsRejected, Declined, GatewayError, OutcomeUnknown, RequestRejected
 from shared import audit
 from shared.approval import approved_in_full
-from shared.contract import BVMeta, PaymentBody, RefundBody
+from shared.contract import BVMeta, PaymentBody, PaymentToken, RefundBody
 from shared.credentials import MerchantAccount
 from shared.errors import (
     Answer,
+    CardNumberNotAccepted,
     CredentialsNotAllowed,
     IdempotencyKeyReused,
     IncompleteRequest,
@@ -38,6 +39,7 @@ from shared.errors import (
     NotATransactionId,
     RequestInProgress,
     ServiceError,
+    TokenNotAccepted,
     approved,
     from_gateway_error,
     from_service_error,
@@ -137,8 +139,12 @@ def _field_errors(error: ValidationError, prefix: str = "") -> list[dict[str, st
     # Pydantic's messages state the rule; its `input` (which may be a card number) is dropped.
     errors: list[dict[str, str]] = []
     for item in error.errors(include_input=False, include_url=False, include_context=False):
-        # The contract's fields are flat; deeper parts of a location are pydantic's union tags.
-        path = str(item["loc"][0]) if item["loc"] else ""
+        # The contract's fields are flat but for `token`; deeper parts of a location are pydantic's
+        # union tags.
+        loc = item["loc"]
+        path = str(loc[0]) if loc else ""
+        if path == "token" and len(loc) > 1 and loc[1] in PaymentToken.model_fields:
+            path = f"token.{loc[1]}"
         message = item["msg"].removeprefix("Value error, ")
         entry = {"field": ".".join(part for part in (prefix, path) if part) or "body", "message": message}
         if entry["field"] not in {e["field"] for e in errors}:
@@ -176,6 +182,10 @@ def request_identity(operation: Operation, request: PaymentBody | RefundBody) ->
     }
     if isinstance(request, PaymentBody):
         fields["account"] = request.account
+        if request.token is not None:
+            # Like the card number: another token under an old key is another request. Only the
+            # fingerprint (a keyed hash) holds it, never the record.
+            fields["token"] = request.token.model_dump()
     else:
         fields["paymentTransactionId"] = request.paymentTransactionId
     if request.credentials is not None:
@@ -268,6 +278,8 @@ class PaymentService:
         if isinstance(request, RefundBody) and not cls.is_transaction_id(request.paymentTransactionId):
             # Refused before anything else: the id would go into the gateway's URL path.
             raise NotATransactionId(f"paymentTransactionId is not a {cls.name} transaction id")
+        if isinstance(request, PaymentBody):
+            check_card_or_token(cls, request)
         if request.credentials is not None and not self.settings.allow_request_credentials:
             raise CredentialsNotAllowed(
                 "credentials must not be sent in the request; they are read from Key Vault"
@@ -451,7 +463,7 @@ class PaymentService:
                 amount=None if request.amount is None else str(request.amount),
                 currencyType=request.currencyType,
                 maskedCardNumber=(
-                    request.masked_card_number
+                    request.masked_card_number or answer.masked_card
                     if isinstance(request, PaymentBody)
                     else audit.last_four_only(request.maskedCardNumber)
                 ),
@@ -460,6 +472,21 @@ class PaymentService:
         if meta is not None:
             ids = {"transactionId": meta.transactionId, "universityId": meta.universityId, "userId": meta.userId}
         audit.write(meta=ids, success=detail.success, data=data)
+
+
+def check_card_or_token(cls: type[Gateway], request: PaymentBody) -> None:
+    """Refuse, before any call, what the account's gateway cannot charge: a token of a type it does
+    not take, or a card number when it takes tokens only."""
+    if request.token is not None and request.token.type not in cls.token_kinds:
+        accepted = ", ".join(sorted(cls.token_kinds)) or "none"
+        message = f"{cls.name} does not take {request.token.type} tokens; token types it takes: {accepted}"
+        if cls.accepts_cards:
+            message += " (or send the card number)"
+        raise TokenNotAccepted(message, errors=[{"field": "token.type", "message": message}])
+    if request.token is None and not cls.accepts_cards:
+        accepted = ", ".join(sorted(cls.token_kinds))
+        message = f"{cls.name} takes card tokens only ({accepted}), not card numbers"
+        raise CardNumberNotAccepted(message, errors=[{"field": "account", "message": message}])
 
 
 def _merchant(request: PaymentBody | RefundBody | None) -> int | None:
@@ -512,16 +539,26 @@ def _replay(record: Record) -> Answer:
 
 
 def _sale(request: PaymentBody, order_id: str) -> SaleRequest:
+    expiry = None if request.expDate is None else (int(request.expDate[:2]), 2000 + int(request.expDate[2:]))
+    card = token = None
+    if request.token is not None:
+        token = CardToken(
+            kind=request.token.type,
+            value=request.token.value,
+            descriptor=request.token.descriptor,
+            exp_month=expiry[0] if expiry else None,
+            exp_year=expiry[1] if expiry else None,
+        )
+    else:
+        # The contract has checked all three: a body without a token carries the whole card.
+        assert request.account is not None and request.cvv2 is not None and expiry is not None
+        card = Card(number=request.account, exp_month=expiry[0], exp_year=expiry[1], cvv=request.cvv2)
     return SaleRequest(
         order_id=order_id,
         amount=request.amount,
         currency=request.currency,
-        card=Card(
-            number=request.account,
-            exp_month=int(request.expDate[:2]),
-            exp_year=2000 + int(request.expDate[2:]),
-            cvv=request.cvv2,
-        ),
+        card=card,
+        token=token,
         billing=BillingAddress(
             name=request.name,
             street=request.street,

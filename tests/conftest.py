@@ -1,8 +1,9 @@
 """Shared fixtures: a service wired to the simulator, request builders, and the leak guard.
 
 The leak guard is autouse: every test's log records (and printed output) are captured at DEBUG, and
-the test fails if any of them holds a card number, however it is written (see `card_numbers_in`), or
-a value the test registered as sensitive (a CVV, an expiry, a credential).
+the test fails if any of them holds a card number, however it is written (see `card_numbers_in`), a
+card token of a shape no log legitimately holds (see `card_tokens_in`), or a value the test
+registered as sensitive (a CVV, an expiry, a card token's value, a credential).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from shared import runtime
 from shared.flow import PaymentService
 from tests import support
 from tests.support import SIMULATOR_ACCOUNT, make_settings, write_credentials
+
+PAYMENT_METHOD_ID = re.compile(r"(?<![0-9A-Za-z_])pm_[0-9A-Za-z]{6,}")
+"""A payment method id from a browser tokenizer (Payload, Stripe): a card token, which charges the
+card. The gateways' own transaction ids (`txn_`, `pi_`, ...) have other prefixes."""
+pytest_plugins = ["pytester"]
 
 UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 
@@ -51,7 +57,7 @@ class LeakGuard:
 
     def leaks(self, text: str | None = None) -> list[str]:
         text = self.text if text is None else text
-        found = card_numbers_in(text)
+        found = card_numbers_in(text) + card_tokens_in(text)
         # A UUID's 4-hex groups can spell a watched expiry (`500de511-1239-...`) by chance; no
         # secret ever hides inside a UUID, so they are read as the ids they are.
         without_ids = UUID.sub("<uuid>", text)
@@ -59,6 +65,12 @@ class LeakGuard:
             if re.search(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])", without_ids):
                 found.append(f"<sensitive value of length {len(value)}>")
         return found
+
+
+def card_tokens_in(text: str) -> list[str]:
+    """Every payment-method token in `text`, by shape, whether or not a test registered it (a
+    CardSecure token is all digits, so it is caught as a registered value or as a card number)."""
+    return [f"<card token of length {len(match.group())}>" for match in PAYMENT_METHOD_ID.finditer(text)]
 
 
 def card_numbers_in(text: str) -> list[str]:

@@ -25,12 +25,15 @@ CURRENT_GUARD: Any = None
 
 
 def watch_sent(body: Any) -> None:
-    """Register the CVV, expiry and credential values a test sends, so the leak guard fails the test
-    if any of them reaches a log or a response. The expiry is watched also as gateways write it on
-    the wire (MM/YY for Payload), since a gateway may echo it in that form."""
+    """Register the CVV, expiry, card-token and credential values a test sends, so the leak guard
+    fails the test if any of them reaches a log or a response. The expiry is watched also as gateways
+    write it on the wire (MM/YY for Payload), since a gateway may echo it in that form."""
     if CURRENT_GUARD is None or not isinstance(body, dict):
         return
     values = [body.get("cvv2"), body.get("expDate")]
+    token = body.get("token")
+    if isinstance(token, dict):
+        values.append(token.get("value"))
     expiry = body.get("expDate")
     if isinstance(expiry, str) and len(expiry) == 4 and expiry.isdigit():
         values += [f"{expiry[:2]}/{expiry[2:]}", f"{expiry[:2]}/20{expiry[2:]}"]

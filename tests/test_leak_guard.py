@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +98,55 @@ def test_catches_a_card_number_in_the_audit_lines_free_text_fields() -> None:
 )
 def test_leaves_decimals_ids_and_non_cards_alone(line: str) -> None:
     assert guard_with(line).leaks() == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "charging payment method pm_3bW9JMoHcb1u4GHb8m7Dl",  # Payload Secure Input
+        '{"payment_method": "pm_1PqRsTuVwXyZ0123456789ab"}',  # Stripe Elements
+        "payment_method_id=pm_Q7x2LmN9",
+    ],
+)
+def test_catches_a_payment_method_token_in_a_log_line_unregistered(line: str) -> None:
+    token = re.search(r"pm_\w+", line)
+    assert token is not None and guard_with(line).leaks() == [f"<card token of length {len(token.group())}>"]
+
+
+def test_catches_a_sent_card_token_in_a_log_line_and_in_a_response(leak_guard: LeakGuard) -> None:
+    cardsecure = "9418594164531111"  # CardSecure tokens need not pass Luhn: caught as the value sent
+    opaque = "eyJjb2RlIjoiNTBfMl8wNjAwMDUz"  # an Accept.js nonce
+    for token in ({"type": "cardsecure", "value": cardsecure}, {"type": "authorizenet_opaque", "value": opaque}):
+        support.watch_sent({"token": token, "expDate": "1239"})
+    assert leak_guard.leaks(f"account {cardsecure} sent") == ["<sensitive value of length 16>"]
+    assert leak_guard.leaks(f"dataValue={opaque}") == ["<sensitive value of length 28>"]
+    with pytest.raises(AssertionError, match="a response leaked"):
+        support.check_no_leaks(f'{{"responseMessage": "token {cardsecure} declined"}}')
+
+
+def test_a_token_in_a_log_line_fails_the_test(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the autouse fixture itself, in a separate pytest run (whose log lines this test's own
+    guard does not see): a test that logs a token fails, one that logs its transaction id passes."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    pytester.makeconftest("from tests.conftest import leak_guard, pytest_runtest_makereport  # noqa: F401")
+    pytester.makepyfile(
+        """
+        import logging
+
+        def test_logs_a_payment_method():
+            logging.getLogger("paymentgateway.flow").info("sale with pm_3bW9JMoHcb1u4GHb8m7Dl")
+
+        def test_logs_its_transaction_only():
+            logging.getLogger("paymentgateway.flow").info("sale txn_3bW9JMoHcb1u4GHb8m7Dl approved")
+        """
+    )
+    # Its output is printed into this test's own, where the guard would find the token: no captured
+    # logs and one-line tracebacks keep it to what the inner guard says.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--show-capture=no", "--tb=line")
+    result.assert_outcomes(passed=2, errors=1)
+    assert "log output leaked card data or secrets: ['<card token of length 24>']" in result.stdout.str()
+    assert "ERROR at teardown of test_logs_a_payment_method" in result.stdout.str()
+
+
+def test_leaves_the_gateways_transaction_ids_alone() -> None:
+    assert guard_with("sale txn_3bW9JMoHcb1u4GHb8m7Dl and pi_3PqRsTuVwXyZ01 and spm_abcdefgh approved").leaks() == []

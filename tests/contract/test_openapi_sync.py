@@ -24,13 +24,16 @@ from pydantic.fields import FieldInfo
 from gateways.errors import GatewayError, StandardError
 from shared.contract import (
     CURRENCIES,
+    DESCRIPTOR_MAX_LENGTH,
     MAX_ID,
+    TOKEN_TYPES,
     ZIP_MAX_CHARACTERS,
     Amount,
     BVMeta,
     Detail,
     Envelope,
     PaymentBody,
+    PaymentToken,
     RefundBody,
     luhn_valid,
 )
@@ -356,6 +359,96 @@ def test_strings_the_spec_patterns_refuse_are_refused(field: str, value: str) ->
 
     assert re.fullmatch(_pattern("processPayment", field), value) is None
     assert not _accepted(PaymentBody, _payment(**{field: value}))
+
+
+# --- card tokens -----------------------------------------------------------------------------
+
+
+def _token_branches() -> dict[str, dict[str, Any]]:
+    token = SPEC["components"]["schemas"]["PaymentToken"]
+    return {branch["properties"]["type"]["const"]: branch for branch in token["oneOf"]}
+
+
+def test_token_types_their_shapes_and_descriptors_match_the_contract() -> None:
+    token = SPEC["components"]["schemas"]["PaymentToken"]
+    assert set(token["properties"]) == set(PaymentToken.model_fields)
+    assert sorted(token["required"]) == sorted(PaymentToken.model_json_schema()["required"])
+    assert token["additionalProperties"] is False and PaymentToken.model_config.get("extra") == "forbid"
+    assert token["properties"]["type"]["enum"] == list(TOKEN_TYPES)
+    assert _token_branches().keys() == TOKEN_TYPES.keys()
+    descriptor = token["properties"]["descriptor"]
+    assert descriptor["maxLength"] == DESCRIPTOR_MAX_LENGTH
+    assert token["properties"]["value"]["maxLength"] == max(kind.lengths[1] for kind in TOKEN_TYPES.values())
+    for name, branch in _token_branches().items():
+        kind = TOKEN_TYPES[name]
+        value = branch["properties"]["value"]
+        assert value["pattern"] == f"^({kind.pattern})$" or value["pattern"] == f"^{kind.pattern}$", name
+        assert (value["minLength"], value["maxLength"]) == kind.lengths, name
+        if kind.descriptor is None:
+            assert branch["properties"]["descriptor"] == {"type": "null"}, name
+        else:
+            assert branch["required"] == ["descriptor"], name
+            assert descriptor["pattern"] == f"^{kind.descriptor}$", name
+
+
+def test_which_token_types_take_the_expiry_matches_the_contract() -> None:
+    branches = {branch["title"]: branch for branch in body_schema(SPEC, "processPayment")["oneOf"]}
+    with_expiry = branches["card token sent with the card's expiry"]
+    alone = branches["card token alone"]
+    assert with_expiry["required"] == ["token", "expDate"] and "expDate" not in alone["required"]
+    assert set(with_expiry["properties"]["token"]["properties"]["type"]["enum"]) == {
+        name for name, kind in TOKEN_TYPES.items() if kind.expiry
+    }
+    assert set(alone["properties"]["token"]["properties"]["type"]["enum"]) == {
+        name for name, kind in TOKEN_TYPES.items() if not kind.expiry
+    }
+    assert branches["card number"]["required"] == ["account", "expDate", "cvv2"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_token_values_the_spec_allows_are_accepted(data: st.DataObject) -> None:
+    for name, branch in _token_branches().items():
+        rule = branch["properties"]["value"]
+        value = data.draw(
+            st.from_regex(rule["pattern"], fullmatch=True).filter(
+                lambda v, rule=rule: rule["minLength"] <= len(v) <= rule["maxLength"]
+            )
+        )
+        token: dict[str, Any] = {"type": name, "value": value}
+        if TOKEN_TYPES[name].descriptor is not None:
+            token["descriptor"] = data.draw(st.from_regex(_token_descriptor_pattern(), fullmatch=True).filter(
+                lambda d: len(d) <= DESCRIPTOR_MAX_LENGTH))
+        body = _payment(token=token, account=None, cvv2=None, expDate="1239" if TOKEN_TYPES[name].expiry else None)
+        assert _accepted(PaymentBody, body), body
+
+
+def _token_descriptor_pattern() -> str:
+    pattern: str = SPEC["components"]["schemas"]["PaymentToken"]["properties"]["descriptor"]["pattern"]
+    return pattern
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("cardsecure", "4242424242424242"),
+        ("cardsecure", "94185941"),
+        ("cardsecure", "9418 5941 6453 1111"),
+        ("payload_payment_method", "txn_3bW9JMoHcb1u4GHb8m7Dl"),
+        ("stripe_payment_method", "pm_3bW9-JMoHcb"),
+        ("authorizenet_opaque", "eyJjb2Rl IjoiNTBf"),
+    ],
+)
+def test_token_values_the_spec_refuses_are_refused(name: str, value: str) -> None:
+    import re
+
+    rule = _token_branches()[name]["properties"]["value"]
+    assert not (re.fullmatch(rule["pattern"], value) and rule["minLength"] <= len(value) <= rule["maxLength"])
+    token = {"type": name, "value": value, "descriptor": "COMMON.ACCEPT.INAPP.PAYMENT"}
+    if TOKEN_TYPES[name].descriptor is None:
+        del token["descriptor"]
+    body = _payment(token=token, account=None, cvv2=None, expDate="1239" if TOKEN_TYPES[name].expiry else None)
+    assert not _accepted(PaymentBody, body)
 
 
 # --- responses -------------------------------------------------------------------------------

@@ -7,7 +7,16 @@ from decimal import Decimal
 
 import pytest
 
-from gateways.base import ECHO_REMOVED, Card, CardToken, GatewayContext, GatewayResult, SaleRequest, require_card
+from gateways.base import (
+    ECHO_REMOVED,
+    Card,
+    CardToken,
+    Gateway,
+    GatewayContext,
+    GatewayResult,
+    SaleRequest,
+    require_card,
+)
 from gateways.errors import Declined, RequestRejected
 from gateways.simulator import SimulatorGateway
 
@@ -38,7 +47,8 @@ def test_a_token_shows_its_kind_never_its_value() -> None:
 
 
 def test_gateways_declare_their_token_kinds_and_whether_they_take_cards() -> None:
-    assert SimulatorGateway.token_kinds == frozenset() and SimulatorGateway.accepts_cards is True
+    assert Gateway.token_kinds == frozenset() and Gateway.accepts_cards is True
+    assert "cardsecure" in SimulatorGateway.token_kinds and SimulatorGateway.accepts_cards is True
     assert GatewayResult("t1", "sale", "00", "Approval", 200).last_four is None
 
 
