@@ -28,7 +28,6 @@ from gateways.base import (
     PaymentStatus,
     SaleRequest,
     SandboxCards,
-    require_card,
 )
 from gateways.cards import answered_amount, luhn_valid, whole_cents
 from gateways.errors import (
@@ -87,6 +86,8 @@ class CardConnectGateway(Gateway):
     country are codes, which are refused instead (a cut code is another code)."""
     TXN_NOT_FOUND = "29"
     SECRET_FIELDS = ("account", "cvv2", "expiry", "token", "username", "password", "merchid")
+    token_kinds = frozenset({"cardsecure"})
+    """A CardSecure token from the hosted iFrame tokenizer, sent in `account` with the expiry."""
     """What `scrub` removes. `merchid` is the secret's `merchantId`, a credential field: with the
     user and password it is what acts for the merchant, so transcripts treat it like them (as the
     accounts CLI does, and as turning urllib3's request logging off does for GET paths)."""
@@ -108,7 +109,7 @@ class CardConnectGateway(Gateway):
         post = self._new_request()
         add_order(post, sale.order_id)
         add_money(post, sale.amount, sale.currency, self.currencies)
-        add_card(post, require_card(sale, self.name))
+        add_payment(post, sale)
         add_address(post, sale.billing)
         post["ecomind"] = "E"
         post["capture"] = "Y"
@@ -238,10 +239,29 @@ def add_money(post: Body, amount: Decimal, currency: str, supported: frozenset[s
     post["currency"] = currency.upper()
 
 
+def add_payment(post: Body, sale: SaleRequest) -> None:
+    """The card, or a CardSecure token where the card number goes (`account`) with the card's expiry
+    beside it. A token is not a card number: it is sent as the monolith gave it, unchecked by Luhn."""
+    if sale.card is not None:
+        add_card(post, sale.card)
+        return
+    token = sale.token
+    if token is None or token.kind != "cardsecure" or token.exp_month is None or token.exp_year is None:
+        raise RequestRejected(
+            "CardConnect takes a card or a CardSecure token with its expiry", code="token_not_accepted"
+        )
+    post["account"] = token.value
+    post["expiry"] = expiry(token.exp_month, token.exp_year)
+
+
 def add_card(post: Body, card: Card) -> None:
     post["account"] = card.number
-    post["expiry"] = f"{card.exp_month:02d}{card.exp_year % 100:02d}"
+    post["expiry"] = expiry(card.exp_month, card.exp_year)
     post["cvv2"] = card.cvv
+
+
+def expiry(month: int, year: int) -> str:
+    return f"{month:02d}{year % 100:02d}"
 
 
 def add_address(post: Body, billing: BillingAddress) -> None:
@@ -368,7 +388,18 @@ def result_from(response: Mapping[str, Any], action: Action, amount: Decimal | N
         message=message_from(response),
         http_status=200,
         amount=amount,
+        last_four=last_four_from(response),
     )
+
+
+def last_four_from(response: Mapping[str, Any]) -> str | None:
+    """The card's last four digits: an inquiry's `lastfour`, or the end of an all-digit CardSecure
+    token (`token`, and `account` unless it is masked), which ends with the card's last four."""
+    for key in ("lastfour", "token", "account"):
+        value = str(response.get(key) or "")
+        if len(value) >= 4 and value.isascii() and value.isdigit():
+            return value[-4:]
+    return None
 
 
 def error_message_from(body: Any, status: int) -> str:

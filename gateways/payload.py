@@ -36,7 +36,6 @@ from gateways.base import (
     PaymentStatus,
     SaleRequest,
     SandboxCards,
-    require_card,
 )
 from gateways.cards import answered_amount, whole_cents
 from gateways.errors import (
@@ -84,11 +83,14 @@ class PayloadGateway(Gateway):
     }
     DESCRIPTION_LIMIT = 128
     SECRET_FIELDS = (
-        "card_number", "card_code", "expiry", "account_number", "api_key", "apiKey", "processing_id"
+        "card_number", "card_code", "expiry", "account_number", "api_key", "apiKey", "processing_id",
+        "payment_method_id",
     )
     """What `scrub` removes. `processing_id` is the secret's `processingId`, a credential field: it
     names the account the key charges into, so transcripts treat it like the key (as the accounts
-    CLI does)."""
+    CLI does). `payment_method_id` is a card token: it charges the card again."""
+    token_kinds = frozenset({"payload_payment_method"})
+    """A payment method id (`pm_...`) from Secure Input's payment method form, charged here."""
 
     def __init__(self, credentials: Mapping[str, str], context: GatewayContext) -> None:
         super().__init__(credentials, context)
@@ -104,7 +106,7 @@ class PayloadGateway(Gateway):
         payment: Body = {"amount": json_amount(sale.amount), "processing_id": self.processing_id}
         add_description(payment, sale.comment)
         payment["order_number"] = sale.order_id
-        payment["payment_method"] = card_payment_method(require_card(sale, self.name), sale.billing)
+        add_payment_method(payment, sale)
         payment["type"] = "payment"
         transaction = self._commit("POST", "transactions", payment)
         return result_from(self._completed(transaction), "sale")
@@ -279,6 +281,16 @@ def json_amount(amount: Decimal) -> float:
     return float(format(whole_cents(amount), "f"))
 
 
+def add_payment_method(payment: Body, sale: SaleRequest) -> None:
+    """The card, or a saved payment method charged server-side by its id (no card fields at all)."""
+    if sale.card is not None:
+        payment["payment_method"] = card_payment_method(sale.card, sale.billing)
+    elif sale.token is not None and sale.token.kind == "payload_payment_method":
+        payment["payment_method_id"] = sale.token.value
+    else:
+        raise RequestRejected("Payload takes a card or a payment method id (pm_...)", code="token_not_accepted")
+
+
 def card_payment_method(card: Card, billing: BillingAddress) -> Body:
     method: Body = {"type": "card"}
     if billing.postal_code:
@@ -362,7 +374,17 @@ def result_from(transaction: Mapping[str, Any], action: Action, amount: Decimal 
         message=str(transaction.get("status_message") or status),
         http_status=200,
         amount=amount if amount is not None else amount_from(transaction),
+        last_four=last_four_from(transaction),
     )
+
+
+def last_four_from(transaction: Mapping[str, Any]) -> str | None:
+    """The card's last four digits from the transaction's masked card (`xxxxxxxxxxxx4242`): for the
+    audit line of a sale made with a payment method id."""
+    method = transaction.get("payment_method")
+    card = method.get("card") if isinstance(method, dict) else None
+    number = str(card.get("card_number") or "") if isinstance(card, dict) else ""
+    return number[-4:] if len(number) >= 4 and number[-4:].isascii() and number[-4:].isdigit() else None
 
 
 def declined_from(transaction: Mapping[str, Any], http_status: int) -> Declined:

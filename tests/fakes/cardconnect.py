@@ -15,6 +15,12 @@ Constructor: `merchants` {merchid: (username, password)}; `currency` (default US
 (default True: answer keys in random order with a dummy key, like the UAT emulator);
 `partial_auth` (merchids enabled for partial authorization, see below).
 
+CardSecure (gateway reference more-gateways §5.1): `fake.tokenize(card)` is what the hosted iFrame
+tokenizer gives the page: 16 digits, 9, the card's first two digits, ..., its last four; the same card
+always gives the same token, which never expires. An auth whose `account` starts with 9 is a token:
+it charges the card it stands for, and a token CardSecure never issued is C/11 "Invalid card". Every
+answer carries the card's token in `token` and `account`, as CardPointe's do.
+
 Routes: PUT|POST /cardconnect/rest/{auth,capture,void,refund,voidByOrderId}; GET
 inquire/{retref}/{merchid}, inquireByOrderid/{orderid}/{merchid}[/{set}], inquireMerchant/{merchid};
 anything else 404. Basic credentials must match the merchid in the body or path, else 401.
@@ -50,6 +56,7 @@ carry_out=True the transaction is carried out and approved, only the answer says
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 import re
@@ -130,6 +137,15 @@ class CardConnectFake(KitFake):
         self.partial_auth = frozenset(partial_auth)
         self.decline_cards = dict(DECLINE_CARDS)
         self.approve_up_to[PREPAID_CARD] = PREPAID_BALANCE
+        self.vault: dict[str, str] = {}
+        """CardSecure's: token -> the card it stands for."""
+
+    def tokenize(self, number: str) -> str:
+        middle = int(hashlib.sha256(number.encode()).hexdigest(), 16) % 10**9
+        token = f"9{number[:2]}{middle:09d}{number[-4:]}"
+        with self.lock:
+            self.vault[token] = number
+        return token
 
     def new_id(self) -> str:
         return str(next(self._retrefs))
@@ -251,6 +267,8 @@ class CardConnectFake(KitFake):
     def _auth(self, body: dict[str, Any], merchid: str) -> dict[str, Any]:
         amount = parse_amount(body.get("amount"))
         account = str(body.get("account") or "")
+        if account.startswith("9"):  # a CardSecure token: no card number it tokenizes starts with 9
+            account = self.vault.get(account, "")
         if amount is None:
             return refused("Invalid amount", "43")
         if not account:
@@ -283,6 +301,7 @@ class CardConnectFake(KitFake):
             approved=approved if approved_ok else None,
             amount_sent=str(body.get("amount")),
             authcode=f"PPS{random.randrange(100, 999)}" if approved_ok else "",
+            token=self.tokenize(account),
             **answer,
         )
         if answer["respstat"] == "B":
@@ -343,8 +362,8 @@ class CardConnectFake(KitFake):
             "merchid": txn.merchant,
             "currency": txn.currency,
             "authcode": txn.data["authcode"],
-            "token": "94" + "0" * 10 + txn.card,
-            "account": "94" + "0" * 10 + txn.card,
+            "token": txn.data.get("token", ""),
+            "account": txn.data.get("token", ""),
             "commcard": " C ",
             "avsresp": " ",
             "cvvresp": "M",

@@ -2,10 +2,13 @@
 processing_id}, currencies {processing_id: ISO code (USD)}; Basic (key, "") or Bearer; 403 outside a key's
 scope. A payment is processed (DECLINE_CARDS: 400 TransactionDeclined; HOLD_CARD `authorized` till a PUT
 status=processed; PROCESSING_CARD `processing` till `finish`) in its account's currency; void (PUT
-status=voided) while funding is pending, refund (ledger[0].assoc_transaction_id) once batched."""
+status=voided) while funding is pending, refund (ledger[0].assoc_transaction_id) once batched.
+`save_payment_method` is Secure Input's payment method form (more-gateways §5.2): the card saved to an
+account uncharged, its `pm_` id charged by `payment_method_id`, reusably, by that account's key only."""
 
 from __future__ import annotations
 
+import secrets
 from http import HTTPStatus
 from typing import Any
 
@@ -29,6 +32,12 @@ class PayloadFake(KitFake):
     def __init__(self, accounts: dict[str, str], *, currencies: dict[str, str] | None = None) -> None:
         super().__init__()
         self.accounts, self.currencies, self.capitalised = dict(accounts), dict(currencies or {}), False
+        self.payment_methods: dict[str, tuple[str, str]] = {}  # pm_ id -> (processing id, card number)
+
+    def save_payment_method(self, account: str, number: str) -> str:
+        with self.lock:
+            self.payment_methods[pm := f"pm_{secrets.token_hex(10)}"] = (account, number)
+        return pm
 
     def view(self, txn: Txn) -> Record:
         return Record(self._json(txn), currency=txn.currency, refunded=txn.refunded)
@@ -83,9 +92,11 @@ class PayloadFake(KitFake):
                 problem = REFUSALS.get(refusal.reason, "no refundable payment referenced")
                 return invalid("amount" if refusal.reason == "amount" else "ledger", problem)
             return self._show(refund)
-        card = dig(body, "payment_method", "card")
-        number = str(card.get("card_number") or "").replace(" ", "")
-        if not number or not card.get("expiry"):
+        card, saved = dig(body, "payment_method", "card"), self.payment_methods.get(str(body.get("payment_method_id")))
+        if "payment_method_id" in body and (saved is None or saved[0] != account):
+            return invalid("payment_method_id", "not found")
+        number = saved[1] if saved else str(card.get("card_number") or "").replace(" ", "")
+        if not saved and (not number or not card.get("expiry")):
             return invalid("payment_method", "card_number and expiry required")
         status = kit.DECLINED if number in DECLINE_CARDS else TRIGGERS.get(number, kit.APPROVED)
         txn = self.ledger.pay(account, amount, self.currencies.get(account, "USD"), body.get("order_number"),
