@@ -138,7 +138,7 @@ class TokenType:
 
 
 TOKEN_TYPES: dict[str, TokenType] = {
-    # A CardSecure token goes where a card number would (CardConnect's `account`, at most 19). It is
+    # A CardSecure token goes where a card number would (its gateway's `account`, at most 19). It is
     # not a card number and need not pass Luhn. An all-digit one starts with 9, which no card number
     # CardSecure tokenizes does: a card number sent as a token is refused, never charged as one.
     "cardsecure": TokenType(
