@@ -19,7 +19,7 @@ from gateways.base import Gateway
 from gateways.registry import gateway_types
 from gateways.simulator import LEDGER, SimulatorGateway
 from shared.contract import TOKEN_TYPES, PaymentBody
-from shared.flow import Operation, order_id_for, request_identity
+from shared.flow import Operation, PaymentService, order_id_for, request_identity
 from tests.conftest import LeakGuard
 from tests.support import SIMULATOR_ACCOUNT, audit_lines, new_meta, pay, payment_body
 
@@ -172,3 +172,17 @@ def test_a_token_sale_whose_gateway_tells_no_last_four_is_audited_without_a_mask
     assert result.status == 200, result.text
     (line,) = [line for line in audit_lines(leak_guard) if line["data"].get("status") == 200]
     assert "maskedCardNumber" not in line["data"]
+
+
+def test_no_stored_record_holds_a_token(simulator_service: PaymentService) -> None:
+    sent = [(token_body(CARDSECURE, expDate="1239"), CARDSECURE), (token_body(OPAQUE), OPAQUE),
+            (token_body({**PAYLOAD_PM, "cvv": "123"}), PAYLOAD_PM)]  # the last one refused (422)
+    for body, token in sent:
+        meta = new_meta()
+        answer = pay(body, meta)
+        assert token["value"] not in answer.text
+        record = simulator_service.idempotency.get(f"payment:{SIMULATOR_ACCOUNT}:{meta['transactionId']}")
+        if answer.status == 200:
+            assert record is not None and record.body is not None
+        stored = "" if record is None else json.dumps([record.fingerprint, record.body, record.context])
+        assert token["value"] not in stored
