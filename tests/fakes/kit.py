@@ -49,13 +49,15 @@ against its fake:
                   "gatewayHttpStatusCode": 200},
         sale="POST /v1/sales$",                # regex on "METHOD /path" of the sale request
     )
-    # optional: voided={...} (a void's statusCode and responseMessage, if not `approved`'s),
-    # currency="USD" (the account's), settle=lambda fake, payment_id: ... (default fake.settle)
+    # `declined` without gatewayHttpStatusCode means 200. Optional: voided={...} (a void's
+    # statusCode and responseMessage, if not `approved`'s), currency="USD" (the account's),
+    # settle=lambda fake, payment_id: ... (default fake.settle)
 
 The suite aims the kit's faults at `sale`: `http429` (rate limited), `http500`, `drop` (the sale
 carried out, its answer lost). It records the scrub transcript itself, through the gateway's own
 `HttpPool(transcript=...)` against the fake, and checks `scrub` leaves no card number, CVV, expiry
-or credential in it.
+or credential in it. Run one gateway's cases with `pytest tests/conformance -k <module name>`.
+`tests/test_add_a_gateway.py` holds a complete minimal gateway and its fake on this kit.
 """
 
 from __future__ import annotations
