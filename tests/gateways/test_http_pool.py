@@ -68,6 +68,21 @@ def test_one_pool_per_base_url_bounded_and_without_any_kept_state(cc_fake: CardC
     assert pool.adapters() == []
 
 
+def test_form_bodies_and_headers_travel_with_their_own_request_only(cc_fake: CardConnectFake) -> None:
+    pool = HttpPool(TIMEOUTS)
+    url = f"{cc_fake.root_url}/cardconnect/rest/inquireMerchant/{CC_MID}"
+    form = {"Authorization": "Bearer key-one", "Content-Type": "application/x-www-form-urlencoded"}
+    cc_fake.set_fault("http400")  # CardConnect serves no form POST; what it received is the point
+    pool.send("POST", url, auth=None, data="b=2&a%5Bx%5D=1+%26+2", headers={**form, "Idempotency-Key": "k1"})
+    pool.send("GET", url, auth=CC_MERCHANTS[CC_MID])
+    first, second = cc_fake.requests
+    assert first.raw_body == "b=2&a%5Bx%5D=1+%26+2"
+    assert first.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert (first.bearer, first.headers["Idempotency-Key"]) == ("key-one", "k1")
+    assert "Idempotency-Key" not in second.headers and second.bearer is None
+    pool.close()
+
+
 @pytest.mark.parametrize(
     ("segments", "path"),
     [
