@@ -33,7 +33,7 @@ from gateways.registry import gateway_types
 from shared import runtime
 from shared.contract import CURRENCIES
 from shared.flow import Operation, order_id_for
-from shared.reconcile import Decision, reconcile_unknown
+from shared.reconcile import REFUNDED_DETAIL, Decision, reconcile_unknown
 from shared.settings import Settings
 from tests.conftest import LeakGuard
 from tests.fakes import kit
@@ -92,6 +92,9 @@ class World:
         fields: dict[str, Any] = {"gatewayTypeId": self.cls.type_id, "gatewayTypeName": self.cls.name,
                                   "merchantAccountId": account, "account": card.number, "expDate": card.exp,
                                   "cvv2": card.cvv, "amount": float(card.amount), "currencyType": currency}
+        if card.token is not None:  # a token-only gateway: the token instead of the card
+            kind, value = card.token
+            fields.update(account=None, expDate=None, cvv2=None, token={"type": kind, "value": value})
         return payment_body(**{**fields, **changes})
 
     def refund(self, payment_id: str, amount: Decimal | None = None) -> Called:
@@ -145,6 +148,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, leak_guard: LeakGuard)
     profile = profile_for(cls)
     card = profile.approving
     leak_guard.watch(card.cvv, card.exp, profile.declining.cvv)
+    leak_guard.watch(*(test.token[1] for test in (card, profile.declining) if test.token is not None))
     with profile.start() as fake:
         env = {
             cls.url_setting: fake.base_url,
@@ -176,7 +180,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_every_gateway_has_a_profile(gateway: type[Gateway]) -> None:
     profile = profile_for(gateway)
     assert isinstance(profile.start(), KitFake), "PROFILE.start must make a fake on the kit"
-    assert profile.approving.number != profile.declining.number or profile.approving.amount != profile.declining.amount
+    assert profile.approving != profile.declining
 
 
 def test_only_in_process_gateways_are_left_out() -> None:
@@ -250,6 +254,17 @@ def test_lookup_by_order_id_lets_reconciliation_void_an_unknown_charge(world: Wo
 
     outcomes = reconcile_unknown(world.service, now=time.time() + 601)
 
+    if world.profile.settles_at_once:  # nothing to void: the charge is refunded in full
+        [given] = world.refunds()
+        assert [o.decision for o in outcomes] == [Decision.REFUNDED]
+        assert (given.payment_id, given.amount) == (charge.id, charge.amount)
+        answer = pay(world.payment(), meta)
+        assert answer.status == 400, answer.body
+        detail = REFUNDED_DETAIL.format(who="reconciliation", refund_id=given.id)
+        assert answer.detail == {**world.approved(detail, charge.id), "success": False,
+                                 "statusCode": "refunded_by_reconciliation"}
+        assert len(world.sales()) == 1
+        return
     assert [o.decision for o in outcomes] == [Decision.VOIDED]
     assert world.entry(charge.id).status == kit.VOIDED and world.live() == []
     answer = pay(world.payment(), meta)
@@ -265,6 +280,12 @@ def test_void_before_settlement(world: World) -> None:
     answer = world.refund(charge.id)
 
     assert answer.status == 200, answer.body
+    if world.profile.settles_at_once:  # no void: a refund of the whole, at once
+        [given] = world.refunds()
+        assert answer.detail == world.approved("Refund approved", given.id)
+        assert (given.payment_id, given.amount) == (charge.id, charge.amount)
+        assert world.entry(charge.id).status == kit.APPROVED and world.entry(charge.id).left == 0
+        return
     detail = "Payment voided before settlement; the card will not be charged"
     assert answer.detail == world.approved(detail, charge.id, world.profile.voided)
     assert world.entry(charge.id).status == kit.VOIDED and world.refunds() == []
@@ -284,15 +305,15 @@ def test_refund_after_settlement(world: World) -> None:
 
 def test_partial_refunds_after_settlement_and_not_before(world: World) -> None:
     charge = world.paid()
-    early = world.refund(charge.id, Decimal("10.00"))
-    message = ("partial refunds are possible only after the payment settles; refund the full amount now (a void) "
-               "or the part after settlement")
-    assert early.status == 409, early.body
-    assert early.detail == world.failed("partial_before_settlement", message, f"NotRefundable: {message}",
-                                        "processing_error")
-    assert world.refunds() == [] and world.entry(charge.id).status == kit.APPROVED
-
-    world.settle(charge.id)
+    if not world.profile.settles_at_once:  # a gateway that settles at once refunds in part at once
+        early = world.refund(charge.id, Decimal("10.00"))
+        message = ("partial refunds are possible only after the payment settles; refund the full amount now "
+                   "(a void) or the part after settlement")
+        assert early.status == 409, early.body
+        assert early.detail == world.failed("partial_before_settlement", message, f"NotRefundable: {message}",
+                                            "processing_error")
+        assert world.refunds() == [] and world.entry(charge.id).status == kit.APPROVED
+        world.settle(charge.id)
     part = world.refund(charge.id, Decimal("10.00"))
     rest = world.refund(charge.id, charge.amount - Decimal("10.00"))
 
@@ -395,11 +416,17 @@ def test_scrub_of_a_recorded_transcript(world: World) -> None:
     scrubbed = world.cls.scrub(recorded)
 
     card = world.profile.approving
-    expiries = expiry_forms(int(card.exp[:2]), 2000 + int(card.exp[2:]))
     credentials = {value for value in world.profile.credentials.values() if len(value) >= 3}
-    sent = {card.number, world.profile.declining.number, card.cvv, *expiries, *credentials}
-    assert found(card.number, recorded) and found(card.cvv, recorded), "the transcript holds the card as sent"
-    assert any(found(expiry, recorded) for expiry in expiries) and len(world.transcript) >= 3
+    if card.token is not None:  # a token-only gateway: the tokens are what the transcript holds
+        tokens = {test.token[1] for test in (card, world.profile.declining) if test.token is not None}
+        sent = {*tokens, *credentials}
+        assert all(found(token, recorded) for token in tokens), "the transcript holds the tokens as sent"
+    else:
+        expiries = expiry_forms(int(card.exp[:2]), 2000 + int(card.exp[2:]))
+        sent = {card.number, world.profile.declining.number, card.cvv, *expiries, *credentials}
+        assert found(card.number, recorded) and found(card.cvv, recorded), "the transcript holds the card as sent"
+        assert any(found(expiry, recorded) for expiry in expiries)
+    assert len(world.transcript) >= 3
     left = [value for value in sorted(sent) if found(value, scrubbed)]
     assert left == [], f"{world.cls.__name__}.scrub left card data or credentials in the transcript"
     authorization = re.findall(r"(?im)^authorization:.*$", scrubbed)

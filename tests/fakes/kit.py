@@ -371,14 +371,17 @@ def dig(body: Any, *path: str | int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TestCard:
-    """A card as the monolith sends it (`account`, `expDate` MMYY, `cvv2`) with an amount."""
+    """A card as the monolith sends it (`account`, `expDate` MMYY, `cvv2`) with an amount; or, for a
+    gateway that takes browser tokens only, the token the monolith sends instead (`token`: the V1
+    `token` object's type and value; `number`, `cvv` and `exp` are then not sent)."""
 
     __test__ = False  # not a pytest test class
 
-    number: str
+    number: str = ""
     amount: Decimal = Decimal("25.00")
     cvv: str = "987"
     exp: str = "1239"
+    token: tuple[str, str] | None = None
 
 
 def _settle(fake: KitFake, payment_id: str) -> None:
@@ -402,3 +405,6 @@ class Profile:
     voided: Mapping[str, Any] | None = None
     currency: str = "USD"
     settle: Callable[[KitFake, str], None] = _settle
+    settles_at_once: bool = False
+    """The gateway captures a sale for good at once and has no void (Stripe): money comes back only
+    by a refund, whole or partial, at any time, so the suite expects refunds where others void."""
