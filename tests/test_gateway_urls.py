@@ -32,7 +32,9 @@ def test_the_gateways_declare_their_urls() -> None:
     assert (PayloadGateway.test_url, PayloadGateway.live_url, PayloadGateway.url_setting) == (
         "https://api.payload.com", "https://api.payload.com", "PAYLOAD_API_URL",
     )
-    assert url_settings() == ("PAYLOAD_API_URL", "CARDCONNECT_URL", "CARDCONNECT_HOSTNAME")
+    # These among them: a gateway dropped in adds its own without editing this test.
+    assert {"PAYLOAD_API_URL", "CARDCONNECT_URL", "CARDCONNECT_HOSTNAME"} <= set(url_settings())
+    assert len(set(url_settings())) == len(url_settings())
 
 
 @pytest.mark.parametrize("cls", CALLED_AT_A_URL, ids=lambda cls: cls.name)

@@ -9,12 +9,11 @@ from gateways.registry import check_credential_fields, gateway_type, gateway_typ
 
 
 def test_registry_finds_each_gateway_file() -> None:
-    assert {type_id: cls.name for type_id, cls in gateway_types().items()} == {
-        1: "Payload",
-        2: "CardConnect",
-        900: "Simulator",
-    }
-    assert gateway_type(3) is None
+    found = {type_id: cls.name for type_id, cls in gateway_types().items()}
+    # At least these: a gateway added by dropping in its file is registered without editing this test.
+    assert {1: "Payload", 2: "CardConnect", 900: "Simulator"}.items() <= found.items()
+    assert len({cls.__module__ for cls in gateway_types().values()}) == len(found), "one file per gateway"
+    assert gateway_type(9999) is None
 
 
 def test_declared_credential_fields_fit_the_monolith_table() -> None:
