@@ -386,7 +386,13 @@ class AuthorizeNetGateway(Gateway):
         if response_code_of(answer) == APPROVED and reason not in ALREADY_ACTIONED:
             return result_from(answer, "void", None, transaction_id=payment_id)
         if reason == TRANSACTION_NOT_FOUND:
-            raise TransactionNotFound(text_of(answer), code=reason, http_status=200, transaction_id=payment_id)
+            # A void looks among unsettled transactions only: a payment that settled meanwhile is
+            # "not found" too (the policy asked payment_status first, which knows every payment).
+            raise NotRefundable(
+                f"payment {payment_id} cannot be voided: it is not among the unsettled transactions "
+                f"({text_of(answer)}); once settled it can be refunded",
+                code=reason, http_status=200, transaction_id=payment_id,
+            )
         raise transaction_error(answer, refused=NotRefundable)
 
     def _refund_outcome(self, answer: Body, asked: Decimal) -> GatewayResult:
