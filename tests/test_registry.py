@@ -6,6 +6,8 @@ import pytest
 
 from gateways.base import CredentialField, Gateway
 from gateways.registry import check_credential_fields, gateway_type, gateway_types
+from shared.errors import CredentialsMalformed
+from shared.factory import normalise_credentials
 
 
 def test_registry_finds_each_gateway_file() -> None:
@@ -37,3 +39,12 @@ def test_more_than_seven_fields_is_refused() -> None:
 
     with pytest.raises(RuntimeError, match="at most 7"):
         check_credential_fields(TooMany)
+
+
+def test_an_option_is_kept_when_the_secret_has_it_and_not_required() -> None:
+    fields = (CredentialField("apiKey", "ApiKey", 1), CredentialField("policy", "Policy", 2, required=False))
+    assert normalise_credentials(fields, {"APIKEY": "k-1"}, 5) == {"apiKey": "k-1"}
+    assert normalise_credentials(fields, {"apiKey": "k-1", "policy": "accept", "other": "x"}, 5) == {
+        "apiKey": "k-1", "policy": "accept"}
+    with pytest.raises(CredentialsMalformed, match="lack apiKey"):
+        normalise_credentials(fields, {"policy": "accept"}, 5)

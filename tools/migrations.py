@@ -89,7 +89,8 @@ def render(cls: type[Gateway]) -> str:
     type_id, name = cls.type_id, sql_string(cls.name)
     columns = [ID_COLUMN, NAME_COLUMN]
     values = [str(type_id), name]
-    for number, spec in enumerate(cls.credential_fields, start=1):
+    # Options (`required=False`) live in the merchant's secret only: the table lists credentials.
+    for number, spec in enumerate((spec for spec in cls.credential_fields if spec.required), start=1):
         columns += [f"Field{number}", f"DisplayOrder{number}"]
         values += [sql_string(spec.label), str(spec.display_order)]
     # RAISERROR reads its message as a printf format: a literal % is written %%.

@@ -107,7 +107,7 @@ def equalities(where: exp.Expression) -> dict[str, set[object]]:
 
 def expected_record(cls: type[Gateway]) -> dict[str, object]:
     record: dict[str, object] = {migrations.ID_COLUMN: cls.type_id, migrations.NAME_COLUMN: cls.name}
-    for number, spec in enumerate(cls.credential_fields, start=1):
+    for number, spec in enumerate((spec for spec in cls.credential_fields if spec.required), start=1):
         record[f"Field{number}"] = spec.label
         record[f"DisplayOrder{number}"] = spec.display_order
     return record
@@ -262,3 +262,14 @@ def test_generating_writes_the_committed_bytes(tmp_path: Path) -> None:
     assert migrations.main(["--out", str(tmp_path)]) == 0
     for path in SQL_DIR.glob("V*__gateway_type_*.sql"):
         assert (tmp_path / path.name).read_bytes() == path.read_bytes()
+
+
+def test_an_option_of_the_secret_gets_no_column() -> None:
+    class WithOption(UncalledGateway):
+        type_id = 4321
+        name = "WithOption"
+        credential_fields = (CredentialField("key", "Key", 1), CredentialField("policy", "Policy", 2, required=False))
+
+    row = read_row(migrations.render(WithOption))
+    assert row.record == {migrations.ID_COLUMN: 4321, migrations.NAME_COLUMN: "WithOption", "Field1": "Key",
+                          "DisplayOrder1": 1}
