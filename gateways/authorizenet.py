@@ -65,6 +65,10 @@ REFERENCE_LENGTH = 20
 """`refId` and `order.invoiceNumber` allow 20 characters, no symbols."""
 REFERENCE_PREFIX = "BV"
 """Marks our invoice numbers in the merchant's own reports."""
+ORDER_ID_FIELD = "orderId"
+"""The merchant-defined field (`userFields`) that carries our whole order id."""
+APPROVED_TEXT = "This transaction has been approved."
+"""Authorize.Net's text for responseCode 1: what a payment found by a look-up is reported with."""
 DUPLICATE_WINDOW_SECONDS = 28800
 """The longest window Authorize.Net allows (8 hours). Every invoice number we send is unique to one
 operation of one merchant, so only a resend of that same operation can match: a legitimate purchase
@@ -146,6 +150,7 @@ class AuthorizeNetGateway(Gateway):
     credential_fields = (
         CredentialField("apiLoginId", "API Login ID", 1),
         CredentialField("transactionKey", "Transaction Key", 2),
+        CredentialField(HELD_FOR_REVIEW_OPTION, "Held For Review", 3, required=False),
     )
     currencies: ClassVar[frozenset[str]] = frozenset({"USD", "CAD", "GBP", "EUR"})
     """The processor fixes each account's currency and the wire carries none (ActiveMerchant sends
@@ -178,6 +183,7 @@ class AuthorizeNetGateway(Gateway):
         add_order(transaction, reference, sale.comment)
         add_bill_to(transaction, sale.billing)
         add_duplicate_window(transaction)
+        add_order_id(transaction, sale.order_id)
         try:
             answer = self._transact(transaction, reference)
         except RequestRejected as error:
@@ -195,7 +201,7 @@ class AuthorizeNetGateway(Gateway):
             # gateway whose status says voidable_in_part, which this one never does.
             raise NotRefundable(
                 "Authorize.Net voids only whole payments; refund the part after settlement",
-                code="partial_before_settlement",
+                code="whole_void_only",
             )
         transaction = new_transaction("voidTransaction")
         transaction["refTransId"] = check_transaction_id(payment_id)
@@ -218,6 +224,7 @@ class AuthorizeNetGateway(Gateway):
         transaction["refTransId"] = check_transaction_id(payment_id)
         add_order(transaction, reference, comment)
         add_duplicate_window(transaction)
+        add_order_id(transaction, order_id)
         answer = self._transact(transaction, reference)
         if reason_of(answer) == NOT_SETTLED and response_code_of(answer) != APPROVED:
             return self._refund_unsettled(payment_id, asked, whole, answer)
@@ -248,11 +255,13 @@ class AuthorizeNetGateway(Gateway):
             # was held (see _adopt), so the caller hears the same decline the first attempt would have.
             self._void_held(transaction_id)
             return None
+        held = held_code(summary)
         return GatewayResult(
             transaction_id=transaction_id,
             action="sale",
-            code=held_code(summary) or "found",
-            message=f"found by invoice number {reference} ({summary.get('transactionStatus')})",
+            code=held or APPROVED,
+            message=f"held for review ({summary.get('transactionStatus')}); accepted as this merchant chose"
+            if held else APPROVED_TEXT,
             http_status=200,
             amount=summary_amount(summary),
             last_four=masked_last_four(summary.get("accountNumber")),
@@ -402,9 +411,11 @@ class AuthorizeNetGateway(Gateway):
         if code == APPROVED and reason not in ALREADY_ACTIONED:
             return result_from(approved_transaction(answer, "refund"), "refund", asked)
         if reason == CREDITS_EXCEED_DEBIT:
+            # The payment's details do not say what was refunded already, so the gateway is the
+            # one to refuse a refund above what is left.
             raise RequestRejected(
-                f"refund amount {asked} exceeds what is left of the payment ({text_of(answer)})",
-                code="amount_too_large",
+                f"refund amount {asked} exceeds what is left of the payment: {text_of(answer)}",
+                code=reason,
                 http_status=200,
             )
         if reason == TRANSACTION_NOT_FOUND:
@@ -449,7 +460,7 @@ class AuthorizeNetGateway(Gateway):
         if whole is None or asked != whole:
             raise NotRefundable(
                 "the payment has not settled yet: refund it in full now (a void), or in part after settlement",
-                code="partial_before_settlement",
+                code=NOT_SETTLED,
                 http_status=200,
             )
         return self.void(payment_id)
@@ -637,6 +648,12 @@ def add_duplicate_window(transaction: Body) -> None:
     }
 
 
+def add_order_id(transaction: Body, order_id: str) -> None:
+    # Our whole order id rides along as a merchant-defined field: the merchant's own view of the
+    # transaction then names the request it came from, which the 20-letter reference cannot.
+    transaction["userFields"] = {"userField": [{"name": ORDER_ID_FIELD, "value": order_id}]}
+
+
 def list_request(*, limit: int, page: int) -> Body:
     return {
         "sorting": {"orderBy": "submitTimeUTC", "orderDescending": "true"},
@@ -688,8 +705,7 @@ def api_error(body: Mapping[str, Any], root: str) -> GatewayError:
     message = f"Authorize.Net refused {root}: {code} {text}".strip()
     if code in CREDENTIAL_ERRORS:
         return CredentialsRejected(
-            f"Authorize.Net did not accept the merchant's API Login ID and Transaction Key ({code} {text})",
-            code=code, http_status=200,
+            "Authorize.Net did not accept the merchant's credentials", code=code, http_status=200
         )
     if code == DETAILS_API_OFF:
         return GatewayMisconfigured(
@@ -765,8 +781,8 @@ def transaction_error(answer: Mapping[str, Any], *, refused: type[GatewayError])
             "own void of the authorisation failed, so a hold may stand)",
             **details,
         )
-    if code == ERROR and reason == "13":
-        return CredentialsRejected(f"Authorize.Net: {text_of(answer)}", **details)
+    if code == ERROR and reason == "13":  # the API login id is invalid or the account inactive
+        return CredentialsRejected("Authorize.Net did not accept the merchant's credentials", **details)
     if code == DECLINED:
         return refused(text_of(answer), standard=standard_error_of(answer) if refused is Declined else None, **details)
     if code == ERROR:

@@ -176,12 +176,17 @@ class AuthorizeNetFake(KitFake):
             card = dig(request, "payment", "creditCard")
             number, expiry = str(card.get("cardNumber") or ""), str(card.get("expirationDate") or "")
         invoice = dig(request, "order").get("invoiceNumber")
+        fields = dig(request, "userFields").get("userField")
+        # The ledger keeps the client's own order id where it sent one (a merchant-defined field).
+        order_id = next((f.get("value") for f in fields if isinstance(f, dict) and f.get("name") == "orderId"),
+                        invoice) if isinstance(fields, list) else invoice
         fingerprint = hashlib.sha256(f"{login}|{kind}|{number}|{expiry}|{amount}|{invoice}".encode()).hexdigest()
         original = self._duplicate_of(fingerprint, window or DEFAULT_WINDOW)
         if original is not None:
             named = original if window is not None else None
             return transaction_answer("3", "11", named, number[-4:], auth_code=named and named.data["auth_code"])
-        data = {"fingerprint": fingerprint, "submitted": self.clock(), "invoice": invoice, "auth_code": "",
+        data = {"fingerprint": fingerprint, "submitted": self.clock(), "invoice": invoice, "client_order": order_id,
+                "auth_code": "",
                 "description": dig(request, "order").get("description"), "bill_to": dig(request, "billTo")}
         if kind == "refundTransaction":
             return self._refund(login, str(request.get("refTransId")), amount, number, data)
@@ -192,7 +197,7 @@ class AuthorizeNetFake(KitFake):
         held = not declined and amount > self.review_above.get(login, amount)
         data["auth_code"] = "" if declined else secrets.token_hex(3).upper()
         status = kit.DECLINED if declined else kit.AUTHORIZED if held else kit.APPROVED
-        txn = self.ledger.pay(login, amount, "USD", data["invoice"], card=number, status=status,
+        txn = self.ledger.pay(login, amount, "USD", data["client_order"], card=number, status=status,
                               reason="2" if declined else "253" if held else "1", **data)
         return transaction_answer("2" if declined else "4" if held else "1", txn.data["reason"], txn, txn.card,
                                   auth_code=data["auth_code"])
@@ -214,7 +219,7 @@ class AuthorizeNetFake(KitFake):
         if payment is None or payment.merchant != login or payment.card != last_four:
             return transaction_answer("3", "54", None, last_four)
         try:
-            refund = self.ledger.refund(login, payment_id, amount, data["invoice"], reason="1", **data)
+            refund = self.ledger.refund(login, payment_id, amount, data["client_order"], reason="1", **data)
         except Refused as refused:
             return transaction_answer("3", REFUND_REASONS.get(refused.reason, "54"), None, last_four)
         return transaction_answer("1", "1", refund, refund.card)
@@ -385,7 +390,9 @@ PROFILE = Profile(
     credentials={"apiLoginId": LOGIN, "transactionKey": KEY},
     wrong_credentials={"apiLoginId": LOGIN, "transactionKey": "RevokedKey000000"},
     approving=TestCard("4111111111111111"),
+    approved={"statusCode": "1", "responseMessage": "This transaction has been approved."},
     declining=TestCard("4000300011112220"),
-    declined={"statusCode": "2", "errorCode": "declined", "responseMessage": "This transaction has been declined."},
+    declined={"statusCode": "2", "errorCode": "declined", "responseMessage": "This transaction has been declined.",
+              "gatewayHttpStatusCode": 200},
     sale="POST /xml/v1/request.api$",
 )

@@ -252,7 +252,9 @@ def test_sale_request_is_in_schema_order_with_our_reference(canned: Canned, pool
     assert sent["merchantAuthentication"] == {"name": LOGIN, "transactionKey": KEY}
     assert sent["refId"] == reference
     transaction = sent["transactionRequest"]
-    assert list(transaction) == ["transactionType", "amount", "payment", "order", "billTo", "transactionSettings"]
+    assert list(transaction) == [
+        "transactionType", "amount", "payment", "order", "billTo", "transactionSettings", "userFields"
+    ]
     assert transaction["transactionType"] == "authCaptureTransaction"
     assert transaction["amount"] == "25.00"
     assert transaction["payment"] == {
@@ -266,6 +268,7 @@ def test_sale_request_is_in_schema_order_with_our_reference(canned: Canned, pool
     assert transaction["transactionSettings"] == {
         "setting": [{"settingName": "duplicateWindow", "settingValue": str(DUPLICATE_WINDOW_SECONDS)}]
     }
+    assert transaction["userFields"] == {"userField": [{"name": "orderId", "value": ORDER}]}
     # Credentials travel in the body only: no Authorization header.
     assert canned.requests[-1].authorization is None
 
@@ -430,7 +433,7 @@ def test_void_and_second_void(canned: Canned, pool: HttpPool) -> None:
 def test_void_in_part_is_refused_before_any_call(canned: Canned, pool: HttpPool) -> None:
     with pytest.raises(NotRefundable) as caught:
         gateway(canned, pool).void("2157047189", Decimal("5.00"))
-    assert caught.value.code == "partial_before_settlement"
+    assert caught.value.code == "whole_void_only"
     assert canned.requests == []
 
 
@@ -439,7 +442,9 @@ def test_partial_refund_names_the_card_by_its_last_four(canned: Canned, pool: Ht
     result = gateway(canned, pool).refund("2157047189", Decimal("10.00"), "BVRREFUNDORDERAAAAAAAAAAAAAAAAA")
     assert (result.transaction_id, result.action, result.amount) == ("2157047300", "refund", Decimal("10.00"))
     refund = canned.sent()["transactionRequest"]
-    assert list(refund) == ["transactionType", "amount", "payment", "refTransId", "order", "transactionSettings"]
+    assert list(refund) == [
+        "transactionType", "amount", "payment", "refTransId", "order", "transactionSettings", "userFields"
+    ]
     assert refund["payment"] == {"creditCard": {"cardNumber": "1111", "expirationDate": "XXXX"}}
     assert refund["order"] == {"invoiceNumber": short_reference(MERCHANT, "BVRREFUNDORDERAAAAAAAAAAAAAAAAA")}
     assert (refund["amount"], refund["refTransId"]) == ("10.00", "2157047189")
@@ -456,7 +461,8 @@ def test_over_refund_is_refused(canned: Canned, pool: HttpPool) -> None:
     answer(canned, details_response("settledSuccessfully"), over_refund_response)
     with pytest.raises(RequestRejected) as caught:
         gateway(canned, pool).refund("2157047189", Decimal("20.00"), "BVRREFUNDORDERAAAAAAAAAAAAAAAAA")
-    assert caught.value.code == "amount_too_large"
+    assert caught.value.code == "55"
+    assert "exceeds what is left" in caught.value.message
 
 
 def test_not_settled_yet_full_refund_becomes_a_void(canned: Canned, pool: HttpPool) -> None:
@@ -480,7 +486,8 @@ def test_not_settled_yet_partial_refund_is_refused_clearly(canned: Canned, pool:
     )
     with pytest.raises(NotRefundable) as caught:
         gateway(canned, pool).refund("2157047189", Decimal("5.00"), "BVRREFUNDORDERAAAAAAAAAAAAAAAAA")
-    assert caught.value.code == "partial_before_settlement"
+    assert caught.value.code == "54"
+    assert "refund it in full now (a void), or in part after settlement" in caught.value.message
 
 
 def test_reason_54_on_a_settled_payment_is_not_refundable(canned: Canned, pool: HttpPool) -> None:
@@ -504,6 +511,7 @@ def test_find_payment_in_the_unsettled_list(canned: Canned, pool: HttpPool) -> N
     found = gateway(canned, pool).find_payment(ORDER)
     assert found is not None
     assert (found.transaction_id, found.action, found.amount) == ("2157047189", "sale", Decimal("25.00"))
+    assert (found.code, found.message, found.last_four) == ("1", "This transaction has been approved.", "1111")
     sent = canned.sent()
     assert sent["sorting"] == {"orderBy": "submitTimeUTC", "orderDescending": "true"}
     assert sent["paging"] == {"limit": "1000", "offset": "1"}
@@ -573,8 +581,11 @@ def test_verify_credentials_charges_nobody(canned: Canned, pool: HttpPool) -> No
 
 def test_verify_credentials_rejected(canned: Canned, pool: HttpPool) -> None:
     answer(canned, authentication_failed_response)
-    with pytest.raises(CredentialsRejected):
+    with pytest.raises(CredentialsRejected) as caught:
         gateway(canned, pool).verify_credentials()
+    assert (caught.value.code, caught.value.message) == (
+        "E00007", "Authorize.Net did not accept the merchant's credentials"
+    )
 
 
 def test_verify_credentials_names_the_missing_details_api(canned: Canned, pool: HttpPool) -> None:
@@ -605,7 +616,9 @@ def test_token_sale_sends_opaque_data_and_learns_the_last_four(canned: Canned, p
     assert transaction["payment"] == {
         "opaqueData": {"dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT", "dataValue": NONCE}
     }
-    assert list(transaction) == ["transactionType", "amount", "payment", "order", "billTo", "transactionSettings"]
+    assert list(transaction) == [
+        "transactionType", "amount", "payment", "order", "billTo", "transactionSettings", "userFields"
+    ]
 
 
 def test_another_token_kind_is_refused_before_any_call(canned: Canned, pool: HttpPool) -> None:
