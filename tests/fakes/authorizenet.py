@@ -114,6 +114,13 @@ class AuthorizeNetFake(KitFake):
         return Record(self._summary(txn), kind=txn.kind, settled=txn.settled, refunded=txn.refunded,
                       amount=txn.amount, payment_id=txn.payment_id)
 
+    def request_line(self, request: RecordedRequest) -> str:
+        # One URL for every call: the root key and the transaction type name it.
+        body = request.body if isinstance(request.body, dict) else {}
+        root = next(iter(body), "")
+        kind = dig(body, root, "transactionRequest").get("transactionType", "")
+        return f"{request.method} {request.path} {root} {kind}".rstrip()
+
     def error_reply(self, status: int) -> Reply:
         return Reply(status, raw=f"<html><body>{status}</body></html>".encode())
 
@@ -394,5 +401,6 @@ PROFILE = Profile(
     declining=TestCard("4000300011112220"),
     declined={"statusCode": "2", "errorCode": "declined", "responseMessage": "This transaction has been declined.",
               "gatewayHttpStatusCode": 200},
-    sale="POST /xml/v1/request.api$",
+    sale=r"POST /xml/v1/request\.api createTransactionRequest authCaptureTransaction$",
+    refused_status=200,  # E00007 in an HTTP 200 answer
 )

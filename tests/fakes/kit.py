@@ -47,11 +47,12 @@ against its fake:
         declining=TestCard("4000000000000002"),                # one that declines, and its envelope's
         declined={"statusCode": "05", "errorCode": "declined", "responseMessage": "Do not honor",
                   "gatewayHttpStatusCode": 200},
-        sale="POST /v1/sales$",                # regex on "METHOD /path" of the sale request
+        sale="POST /v1/sales$",                # regex on the fake's request_line ("METHOD /path") of the sale
     )
     # `declined` without gatewayHttpStatusCode means 200. Optional: voided={...} (a void's
-    # statusCode and responseMessage, if not `approved`'s), currency="USD" (the account's),
-    # settle=lambda fake, payment_id: ... (default fake.settle)
+    # statusCode and responseMessage, if not `approved`'s), refused_status=401 (the HTTP status of a
+    # credentials refusal), currency="USD" (the account's), settle=lambda fake, payment_id: ...
+    # (default fake.settle)
 
 The suite aims the kit's faults at `sale`: `http429` (rate limited), `http500`, `drop` (the sale
 carried out, its answer lost). It records the scrub transcript itself, through the gateway's own
@@ -402,7 +403,12 @@ class Profile:
     declining: TestCard
     declined: Mapping[str, Any]
     sale: str
+    """A regex searched in the fake's `request_line` of each request ("METHOD /path" unless the fake
+    appends what names the call on a one-URL API)."""
     voided: Mapping[str, Any] | None = None
+    refused_status: int = 401
+    """The HTTP status the gateway answers refused credentials with (some answer 200 and say so in
+    the body)."""
     currency: str = "USD"
     settle: Callable[[KitFake, str], None] = _settle
     settles_at_once: bool = False
