@@ -122,7 +122,7 @@ class World:
         return [txn for txn in self.fake.ledger if txn.kind == "refund" and txn.status == kit.APPROVED]
 
     def sales(self) -> list[Any]:
-        return [r for r in self.fake.requests if re.search(self.profile.sale, f"{r.method} {r.path}")]
+        return [r for r in self.fake.requests if re.search(self.profile.sale, self.fake.request_line(r))]
 
     def settle(self, payment_id: str) -> None:
         self.profile.settle(self.fake, payment_id)
@@ -370,7 +370,8 @@ def test_credentials_rejected(world: World) -> None:
     assert answer.status == 503 and answer.headers.get("Retry-After"), answer.body
     message = f"{world.cls.name} did not accept the merchant's credentials"
     assert answer.detail == world.failed("credentials_rejected", message, f"CredentialsRejected: {message}",
-                                         "config_error", gatewayHttpStatusCode=401, merchantAccountId=REFUSED_ACCOUNT)
+                                         "config_error", gatewayHttpStatusCode=world.profile.refused_status,
+                                         merchantAccountId=REFUSED_ACCOUNT)
     assert world.payments() == [] and world.fake.auth_failures >= 1
 
 
