@@ -5,7 +5,7 @@
 -- and nothing changes. A row with this id under another name, or this name under another id, is a
 -- conflict the script reports (RAISERROR) instead of guessing.
 --
--- The id is explicit because gatewayTypeId is the row's id (contract: Payload = 1, CardConnect = 2)
+-- The id is explicit because gatewayTypeId is the row's id (the contract's: 3 for Authorize.Net)
 -- and must equal the gateway's type_id in code; an IDENTITY-assigned id depends on run order and
 -- identity cache jumps. PaymentGatewayAccountTypeID is assumed to be that IDENTITY column.
 IF EXISTS (
