@@ -801,6 +801,7 @@ def held_decline(transaction_id: str, reason: str) -> Declined:
         "was voided and nothing will be charged",
         code="held_for_review",
         http_status=200,
+        standard=StandardError.HELD_FOR_REVIEW,
         transaction_id=transaction_id,
     )
 

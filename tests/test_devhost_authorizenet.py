@@ -130,7 +130,7 @@ def test_held_for_review_voided_by_default_and_accepted_when_chosen(tmp_path: Pa
         host.fake.review_above.update({"univ-a-login": Decimal("100"), "univ-b-login": Decimal("100")})
         held = host.pay(VOIDING, amount=150)
         assert held.status_code == 400, held.text
-        assert (detail(held)["statusCode"], detail(held)["errorCode"]) == ("held_for_review", "declined")
+        assert (detail(held)["statusCode"], detail(held)["errorCode"]) == ("held_for_review", "held_for_review")
         assert host.fake.live_charges("univ-a-login") == []
 
         accepted = host.pay(ACCEPTING, amount=150)
@@ -168,3 +168,46 @@ def test_unknown_outcome_settled_by_the_reconciler(tmp_path: Path) -> None:
         retried = host.pay(meta=meta)
         assert retried.status_code == 400, retried.text
         assert detail(retried)["statusCode"] == "voided_by_reconciliation"
+
+
+def token_body(nonce: str) -> dict[str, Any]:
+    body = payment_body(**{**GATEWAY, "merchantAccountId": VOIDING, "account": None, "cvv2": None, "expDate": None,
+                           "token": {"type": "authorizenet_opaque", "value": nonce,
+                                     "descriptor": "COMMON.ACCEPT.INAPP.PAYMENT"}})
+    watch_sent(body)
+    return body
+
+
+def post_payment(host: Host, body: dict[str, Any], meta: dict[str, Any] | None = None) -> requests.Response:
+    answer = requests.post(f"{host.base}/paymentGateway/processPayment",
+                           headers={"BVMeta": json.dumps(meta or new_meta())}, json=body, timeout=20)
+    check_no_leaks(answer.text)
+    return answer
+
+
+def test_accept_token_sale_decline_refund_and_unknown_settled_by_look_up(tmp_path: Path) -> None:
+    with hosted(tmp_path) as host:
+        paid = post_payment(host, token_body(host.fake.issue_nonce(CARD, 12, 2039)))
+        assert paid.status_code == 200, paid.text
+        payment_id = detail(paid)["paymentTransactionId"]
+        assert payment_id == host.fake.live_charges()[0].transId
+        voided = host.refund(payment_id)
+        assert voided.status_code == 200, voided.text
+        assert host.fake.transactions[payment_id].transactionStatus == "voided"
+
+        declined = post_payment(host, token_body(host.fake.issue_nonce(DECLINING, 12, 2039)))
+        assert (declined.status_code, detail(declined)["statusCode"]) == (400, "2")
+
+        # The answer is lost; the retry finds the charge by its invoice number and never resends
+        # the nonce, which Authorize.Net takes once.
+        meta, body = new_meta(), token_body(host.fake.issue_nonce(CARD, 12, 2039))
+        host.fake.set_fault("drop", match="createTransactionRequest authCaptureTransaction")
+        first = post_payment(host, body, meta)
+        assert (first.status_code, detail(first)["statusCode"]) == (502, "outcome_unknown")
+        retried = post_payment(host, body, meta)
+        assert retried.status_code == 200, retried.text
+        [charge] = host.fake.live_charges()
+        assert detail(retried)["paymentTransactionId"] == charge.transId
+        sent = [r for r in host.fake.requests if body["token"]["value"] in r.raw_body]
+        assert len(sent) == 1, "the nonce went to the gateway once"
+        assert body["token"]["value"] not in host.log_path.read_text()

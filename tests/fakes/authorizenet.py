@@ -18,6 +18,7 @@ real API checks before acting: keys in the schema's order and its length limits 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -91,8 +92,9 @@ class AuthorizeNetFake(KitFake):
         return f"{60_000_000_000 + next(self.numbers) * 1000 + secrets.randbelow(1000)}"
 
     def issue_nonce(self, number: str, exp_month: int, exp_year: int) -> str:
-        """What Accept.js hands the browser for this card: an opaque value usable once."""
-        nonce = "eyJ" + secrets.token_urlsafe(48)
+        """What Accept.js hands the browser for this card: an opaque value usable once (base64, as
+        Accept.js's are)."""
+        nonce = base64.b64encode(b'{"token":"' + secrets.token_hex(32).encode() + b'"}').decode()
         with self.lock:
             self.nonces[nonce] = (number, f"{exp_year:04d}-{exp_month:02d}")
         return nonce

@@ -293,6 +293,7 @@ def test_held_for_review_is_voided_and_declined_by_default(canned: Canned, pool:
     with pytest.raises(Declined) as caught:
         gateway(canned, pool).charge(sale())
     assert (caught.value.code, caught.value.transaction_id) == ("held_for_review", "2157047191")
+    assert caught.value.standard == StandardError.HELD_FOR_REVIEW
     void = canned.sent()["transactionRequest"]
     assert void == {"transactionType": "voidTransaction", "refTransId": "2157047191"}
 
