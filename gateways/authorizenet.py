@@ -276,8 +276,8 @@ class AuthorizeNetGateway(Gateway):
         return GatewayResult(
             transaction_id=check_answered_id(summary.get("transId")),
             action="refund",
-            code="found",
-            message=f"refund found by invoice number {reference} ({summary.get('transactionStatus')})",
+            code=APPROVED,
+            message=APPROVED_TEXT,
             http_status=200,
             amount=summary_amount(summary),
         )
@@ -435,8 +435,8 @@ class AuthorizeNetGateway(Gateway):
             return GatewayResult(
                 transaction_id=original,
                 action="refund",
-                code="found",
-                message="the original of this refund request",
+                code=APPROVED,
+                message=APPROVED_TEXT,
                 http_status=200,
                 amount=amount_of(details),
             )

@@ -568,6 +568,7 @@ def test_find_refund(canned: Canned, pool: HttpPool) -> None:
     found = gateway(canned, pool).find_refund(order)
     assert found is not None
     assert (found.transaction_id, found.action, found.amount) == ("2157047300", "refund", Decimal("10.00"))
+    assert (found.code, found.message) == ("1", "This transaction has been approved."), "as the refund was answered"
 
 
 # Credentials.
