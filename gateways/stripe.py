@@ -440,10 +440,11 @@ def declined_from(error: object, http_status: int, payment_id: str | None, *, fa
     """A decline from Stripe's error object (a 402's `error`, or a PaymentIntent's `last_payment_error`)."""
     fields = error if isinstance(error, dict) else {}
     decline_code, code = fields.get("decline_code"), fields.get("code")
-    reason = str(decline_code or code or fallback)
+    # Stripe's texts can name what was sent (the PaymentMethod): never passed on.
+    reason = StripeGateway.scrub(str(decline_code or code or fallback))
     standard = StripeGateway.standard_errors.get(reason) or StripeGateway.standard_errors.get(str(code))
     return Declined(
-        str(fields.get("message") or f"Stripe declined the payment: {reason}"),
+        StripeGateway.scrub(str(fields.get("message") or f"Stripe declined the payment: {reason}")),
         code=reason,
         http_status=http_status,
         standard=standard or StandardError.DECLINED,
@@ -458,7 +459,7 @@ def error_from(status: int, body: Mapping[str, Any], *, names_object: bool) -> G
     `names_object`: the URL named one object (a 404 then means it does not exist)."""
     error = body.get("error")
     fields: Mapping[str, Any] = error if isinstance(error, dict) else {}
-    kind, code = str(fields.get("type") or ""), str(fields.get("code") or "")
+    kind, code = str(fields.get("type") or ""), StripeGateway.scrub(str(fields.get("code") or ""))
     # Stripe's texts can name what was sent ("No such PaymentMethod: 'pm_...'").
     message = StripeGateway.scrub(str(fields.get("message") or f"HTTP {status}"))
     if kind == "card_error":
