@@ -149,7 +149,10 @@ TOKEN_TYPES: dict[str, TokenType] = {
     "authorizenet_opaque": TokenType(
         "[0-9A-Za-z+/=]+", (1, 4096), "base64 characters, at most 4096", descriptor="[A-Z0-9]+(\\.[A-Z0-9]+)*"
     ),
-    "stripe_payment_method": TokenType("pm_[0-9A-Za-z]+", (4, 255), "pm_ and letters or digits, at most 255"),
+    # A tokenizer's own test-mode payment methods (pm_card_visa, pm_card_chargeDeclined...) hold underscores.
+    "stripe_payment_method": TokenType(
+        "pm_[0-9A-Za-z_]+", (4, 255), "pm_ and letters, digits or underscores, at most 255"
+    ),
 }
 """The card-token types of the contract (`token.type`), each made by one gateway's browser tokenizer
 (docs/tokens.md). Which of them an account takes is its gateway's declaration (`token_kinds`)."""
