@@ -4,6 +4,7 @@ carrying none of it."""
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from gateways.errors import AlreadyVoided, GatewayError, NotRefundable, RequestR
 from shared.refunds import refund_or_void
 
 ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = ("ProcessPayment", "ProcessRefund", "ReconcileUnknown", "Health")
 PAYMENT = "pay_1"
 
 UNSETTLED = PaymentStatus(
@@ -185,3 +187,31 @@ def test_the_policy_lives_once() -> None:
     for code in POLICY_CODES:
         found = [str(path.relative_to(ROOT)) for path in sources if f'"{code}"' in path.read_text()]
         assert found == ["shared/refunds.py"], (code, found)
+
+
+GIVING_BACK = ("payment_status", "void", "refund")
+"""The primitives the policy chooses between, and the status it chooses by."""
+CALLERS_ALLOWED = {"shared/refunds.py": set(GIVING_BACK), "shared/approval.py": {"void"}}
+"""The policy; and `approved_in_full`, which voids a partial approval it refuses (not a refund)."""
+
+
+def primitive_calls(path: Path) -> set[str]:
+    """The names in GIVING_BACK that `path` calls as a method (`gateway.void(...)`, `target.refund(...)`)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute) and node.func.attr in GIVING_BACK}
+
+
+def test_only_the_policy_calls_the_primitives_it_chooses_between() -> None:
+    """A second path to the money (the reconciler voiding on its own when the status says voidable,
+    the flow refunding straight away when an amount is named) would pass every behaviour test while
+    it agrees with the policy, and drift from it later."""
+    service = [path for top in ("shared", "tools", "bench", *FUNCTIONS) for path in (ROOT / top).rglob("*.py")]
+    calls = {str(path.relative_to(ROOT)): primitive_calls(path) for path in service}
+    assert {path: names for path, names in calls.items() if names - CALLERS_ALLOWED.get(path, set())} == {}
+    assert calls["shared/refunds.py"] == set(GIVING_BACK)
+
+
+def test_the_primitive_check_sees_a_call(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text("def f(gateway):\n    return gateway.void(1) or gateway.charge(2)\n")
+    assert primitive_calls(tmp_path / "mine.py") == {"void"}
