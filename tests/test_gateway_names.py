@@ -25,6 +25,8 @@ adds, so the service may know it."""
 ANYONE_MAY_NAME = ("tests/*", "infra/sql/*", "README.md", "docs/*.md")
 """The tests (a gateway's own, and those that exercise several), the migrations `tools.migrations`
 generates, and the human docs, which name gateways as examples."""
+NO_TEST_MAY_NAME = ("tests/conformance/*",)
+"""The suite every gateway must pass alike: a case that names a gateway can leave it out."""
 TEST_DEPENDENCIES = "requirements-dev.txt"
 """Test-only packages: a gateway's own client library, for the contract test that compares our wire
 bodies with it, is named here as a package (`<module>-api`), never elsewhere."""
@@ -58,6 +60,8 @@ def names_of(cls: type[Gateway]) -> set[str]:
 def may_name(path: str, cls: type[Gateway]) -> bool:
     module = cls.__module__.rsplit(".", 1)[-1]
     own = (f"gateways/{module}.py", f"tests/fakes/{module}.py")
+    if any(fnmatch(path, pattern) for pattern in NO_TEST_MAY_NAME):
+        return False
     return path in own or any(fnmatch(path, pattern) for pattern in ANYONE_MAY_NAME)
 
 
@@ -105,6 +109,7 @@ def test_the_rule_sees_a_mention_in_any_case() -> None:
     ]
     assert may_name(f"gateways/{cls.__module__.rsplit('.', 1)[-1]}.py", cls)
     assert not may_name("shared/flow.py", cls) and not may_name("docs/openapi.yaml", cls)
+    assert may_name("tests/test_flow_gateways.py", cls) and not may_name("tests/conformance/test_conformance.py", cls)
 
 
 def python_modules() -> dict[str, Path]:
