@@ -191,6 +191,13 @@ def test_status_interpreter_reads_holds_and_credits() -> None:
     assert (credit.is_payment, credit.amount, credit.voidable) == (False, Decimal("-1.00"), True)
 
 
+def test_a_sale_queued_for_capture_takes_only_a_whole_void() -> None:
+    queued = status_from(parsed(authorized_inquire_response.replace('"setlstat":"Authorized"',
+                                                                    '"setlstat":"Queued for Capture"')))
+
+    assert (queued.voidable, queued.voidable_in_part, queued.state) == (True, False, "Queued for Capture")
+
+
 def test_find_payment_takes_the_live_sale_among_the_order_ids_transactions() -> None:
     voided = settled_inquire_response.replace('"setlstat":"Accepted"', '"setlstat":"Voided"').replace(
         "363652261392", "363652261300")
