@@ -166,6 +166,12 @@ def test_status_interpreter_reads_refunds_voids_and_capitalised_words() -> None:
     assert (refund.is_payment, voided.voided, voided.voidable) == (False, True, False)
 
 
+def test_a_payment_not_final_or_declined_is_neither_voidable_nor_refundable_even_once_batched() -> None:
+    for status in ("processing", "declined"):
+        found = status_from(parsed(transaction(status=status, funding_status="batched")))
+        assert (found.voidable, found.refundable, found.state) == (False, False, status)
+
+
 def test_another_accounts_transaction_is_not_found() -> None:
     pl, _ = gateway((403, '{"object":"error","error_type":"Forbidden"}'), (404, not_found_response))
     for _ in range(2):
