@@ -97,10 +97,10 @@ class World:
             fields.update(account=None, expDate=None, cvv2=None, token={"type": kind, "value": value})
         return payment_body(**{**fields, **changes})
 
-    def refund(self, payment_id: str, amount: Decimal | None = None) -> Called:
+    def refund(self, payment_id: str, amount: Decimal | None = None, meta: dict[str, Any] | None = None) -> Called:
         body = refund_body(payment_id, gatewayTypeId=self.cls.type_id, gatewayTypeName=self.cls.name,
                            merchantAccountId=ACCOUNT, amount=None if amount is None else float(amount))
-        return refund(body)
+        return refund(body, meta)
 
     def paid(self) -> Txn:
         """Pay with the approving card and return the ledger's payment."""
@@ -301,6 +301,28 @@ def test_refund_after_settlement(world: World) -> None:
     assert answer.detail == world.approved("Refund approved", given.id)
     assert (given.payment_id, given.amount) == (charge.id, charge.amount)
     assert world.entry(charge.id).refunded == charge.amount and world.entry(charge.id).status == kit.APPROVED
+
+
+def test_a_refund_whose_answer_was_lost_is_found_by_the_retry_not_given_twice(world: World) -> None:
+    charge = world.paid()
+    world.settle(charge.id)
+    assert world.refund(charge.id, Decimal("5.00")).status == 200
+    # The refund's own wire request, whatever the gateway calls it: the last one the first refund sent.
+    refund_line = world.fake.request_line(world.fake.requests[-1])
+    world.fake.set_fault("drop", match=f"^{re.escape(refund_line)}$")
+    meta = new_meta()
+    lost = world.refund(charge.id, Decimal("5.00"), meta)
+
+    first, second = world.refunds()  # carried out: the card was refunded though nobody heard
+    assert (lost.status, lost.detail["statusCode"]) == (502, "outcome_unknown"), lost.body
+    sent = len(world.fake.requests)
+    retried = world.refund(charge.id, Decimal("5.00"), meta)
+
+    assert retried.status == 200 and retried.detail["success"] is True, retried.body
+    assert retried.detail["paymentTransactionId"] == second.id, "the retry answers with the refund it found"
+    assert world.refunds() == [first, second] and world.entry(charge.id).refunded == Decimal("10.00")
+    assert not [r for r in world.fake.requests[sent:] if world.fake.request_line(r) == refund_line], \
+        "the retry looked the refund up by its order id and sent no refund"
 
 
 def test_partial_refunds_after_settlement_and_not_before(world: World) -> None:
