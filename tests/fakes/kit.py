@@ -306,6 +306,8 @@ class KitFake(FakeServer):
         self.auth_failures = 0
         self.approve_up_to: dict[str, Decimal] = {}
         """{card number: amount}: a payment with that card is approved for at most that amount."""
+        self.vault: dict[str, tuple[str, str]] = {}
+        """A browser tokenizer's store: {token: (the merchant it was made for, the card it stands for)}."""
 
     def new_id(self) -> str:
         # Random too: ids from two fakes (two merchants, two gateways) must not collide.
@@ -334,6 +336,18 @@ class KitFake(FakeServer):
     def refuse_credentials(self) -> None:
         with self.lock:
             self.auth_failures += 1
+
+    def save_card(self, merchant: str, number: str, prefix: str) -> str:
+        """A token for `number`, as a gateway's browser tokenizer hands it to the page: random, and
+        usable by `merchant` only (`saved_card`)."""
+        with self.lock:
+            self.vault[token := f"{prefix}{secrets.token_hex(10)}"] = (merchant, number)
+        return token
+
+    def saved_card(self, token: str, merchant: str) -> str | None:
+        """The card `token` stands for, or None when it was never issued or belongs to another merchant."""
+        owner, number = self.vault.get(token, ("", ""))
+        return number if owner == merchant and number else None
 
     def approved_amount(self, card: str, amount: Decimal) -> Decimal | None:
         """What a payment with `card` is approved for when less than `amount` (`approve_up_to`)."""

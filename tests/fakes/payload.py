@@ -1,14 +1,10 @@
 """A stateful fake of the Payload REST API on the fake kit (gateway reference §2.9): accounts {api_key:
-processing_id}, currencies {processing_id: ISO code (USD)}; Basic (key, "") or Bearer; 403 outside a key's
-scope. A payment is processed (DECLINE_CARDS: 400 TransactionDeclined; HOLD_CARD `authorized` till a PUT
-status=processed; PROCESSING_CARD `processing` till `finish`) in its account's currency; void (PUT
-status=voided) while funding is pending, refund (ledger[0].assoc_transaction_id) once batched.
-`save_payment_method` is Secure Input's payment method form (more-gateways §5.2): the card saved to an
-account uncharged, its `pm_` id charged by `payment_method_id`, reusably, by that account's key only."""
+processing_id}, currencies {processing_id: ISO code}; Basic (key, "") or Bearer; 403 outside a key's scope.
+DECLINE_CARDS, HOLD_CARD (`authorized` till PUT status=processed), PROCESSING_CARD (`processing` till
+`finish`); void while funding is pending, refund once batched; `save_payment_method`: Secure Input (§5.2)."""
 
 from __future__ import annotations
 
-import secrets
 from http import HTTPStatus
 from typing import Any
 
@@ -32,12 +28,9 @@ class PayloadFake(KitFake):
     def __init__(self, accounts: dict[str, str], *, currencies: dict[str, str] | None = None) -> None:
         super().__init__()
         self.accounts, self.currencies, self.capitalised = dict(accounts), dict(currencies or {}), False
-        self.payment_methods: dict[str, tuple[str, str]] = {}  # pm_ id -> (processing id, card number)
 
     def save_payment_method(self, account: str, number: str) -> str:
-        with self.lock:
-            self.payment_methods[pm := f"pm_{secrets.token_hex(10)}"] = (account, number)
-        return pm
+        return self.save_card(account, number, "pm_")
 
     def view(self, txn: Txn) -> Record:
         return Record(self._json(txn), currency=txn.currency, refunded=txn.refunded)
@@ -71,7 +64,7 @@ class PayloadFake(KitFake):
                 self.refuse_credentials()
                 return error(403, "Forbidden", "transaction is not in the scope of this API key")
             try:
-                return self._update(txn, body) if request.method == "PUT" else self._show(txn)
+                return self._update(txn, body) if request.method == "PUT" else Reply(200, self._json(txn))
             except Refused as refusal:
                 verb = "void" if body.get("status") == "voided" else "process"
                 return invalid("status", REFUSALS.get(refusal.reason, f"cannot {verb} a {self.view(txn).status}"))
@@ -91,11 +84,11 @@ class PayloadFake(KitFake):
             except Refused as refusal:
                 problem = REFUSALS.get(refusal.reason, "no refundable payment referenced")
                 return invalid("amount" if refusal.reason == "amount" else "ledger", problem)
-            return self._show(refund)
-        card, saved = dig(body, "payment_method", "card"), self.payment_methods.get(str(body.get("payment_method_id")))
-        if "payment_method_id" in body and (saved is None or saved[0] != account):
+            return Reply(200, self._json(refund))
+        card, saved = dig(body, "payment_method", "card"), self.saved_card(str(body.get("payment_method_id")), account)
+        if "payment_method_id" in body and saved is None:
             return invalid("payment_method_id", "not found")
-        number = saved[1] if saved else str(card.get("card_number") or "").replace(" ", "")
+        number = saved or str(card.get("card_number") or "").replace(" ", "")
         if not saved and (not number or not card.get("expiry")):
             return invalid("payment_method", "card_number and expiry required")
         status = kit.DECLINED if number in DECLINE_CARDS else TRIGGERS.get(number, kit.APPROVED)
@@ -103,19 +96,19 @@ class PayloadFake(KitFake):
                               card=number, status=status, approved=self.approved_amount(number, amount),
                               description=body.get("description"), code=DECLINE_CARDS.get(number))
         if status == kit.DECLINED:
-            return error(400, "TransactionDeclined", "Card declined", self._capitalise(self._json(txn)))
-        return self._show(txn)
+            return error(400, "TransactionDeclined", "Card declined", self._json(txn))
+        return Reply(200, self._json(txn))
 
     def _update(self, txn: Txn, body: dict[str, Any]) -> Reply:
         if body.get("status") not in ("voided", "processed") or txn.kind != "payment":
             return invalid("status", "only voided or processed is supported, on a payment")
         processed = body["status"] == "processed"
-        return self._show(self.ledger.capture(*txn.key) if processed else self.ledger.void(*txn.key)[0])
+        return Reply(200, self._json(self.ledger.capture(*txn.key) if processed else self.ledger.void(*txn.key)[0]))
 
     def _search(self, query: dict[str, str], account: str) -> Reply:
         wanted = {k: v for k, v in query.items() if k in ("order_number", "type", "status", "processing_id")}
         found = [self._json(t) for t in self.ledger if t.merchant == account]
-        values = [self._capitalise(t) for t in found if all(str(t.get(k)) == v for k, v in wanted.items())]
+        values = [t for t in found if all(str(t.get(k)) == v for k, v in wanted.items())]
         return Reply(200, {"object": "list", "values": values})
 
     def _json(self, txn: Txn) -> dict[str, Any]:
@@ -123,17 +116,13 @@ class PayloadFake(KitFake):
         code = txn.data.get("code") or {"voided": "voided", "processing": ""}.get(word, "approved")
         ledger = [{"assoc_transaction_id": txn.payment_id, "amount": txn.amount}] if txn.payment_id else []
         card = {"card_number": "xxxxxxxxxxxx" + txn.card}
-        return {"object": "transaction", "id": txn.id, "type": txn.kind, "amount": txn.amount, "status": word,
+        return {"object": "transaction", "id": txn.id, "type": txn.kind, "amount": txn.amount,
+                "status": word.capitalize() if self.capitalised else word,
                 "status_code": code, "status_message": MESSAGES.get(word, f"Transaction {word}"),
                 "funding_status": "batched" if txn.settled else "pending", "processing_id": txn.merchant,
                 "order_number": txn.order_id, "description": txn.data.get("description"), "ledger": ledger,
                 "payment_method": {"object": "payment_method", "type": "card", "card": card}}
 
-    def _capitalise(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {**body, "status": str(body["status"]).capitalize()} if self.capitalised else body
-
-    def _show(self, txn: Txn) -> Reply:
-        return Reply(200, self._capitalise(self._json(txn)))
 
 
 def invalid(name: str, problem: str) -> Reply:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -125,3 +126,10 @@ def test_fakes_share_one_lock_with_their_ledger() -> None:
     fake = KitFake()
     assert fake.lock is fake.ledger.lock
     assert fake.new_id() != KitFake().new_id()
+
+
+def test_a_fake_for_a_gateway_like_payload_stays_small() -> None:
+    """The kit's promise (issue 12): a REST gateway's stateful fake needs under 150 lines."""
+    from tests.fakes import payload
+
+    assert len(Path(payload.__file__).read_text(encoding="utf-8").splitlines()) < 150
