@@ -33,7 +33,7 @@ class CredentialField:
     aliases: tuple[str, ...] = ()
     required: bool = True
     """False for a per-merchant option an account may leave out, kept in the secret beside the
-    credentials (Payflow's `heldForReview`); the gateway's default applies without it."""
+    credentials (a held-for-review policy, say); the gateway's default applies without it."""
 
 
 @dataclass(frozen=True)
