@@ -420,3 +420,41 @@ def test_set_refuses_a_currency_the_gateway_cannot_take(
     assert set_login(vault, "--currency", currency) == 1
     assert "currency" in capsys.readouterr().err
     assert vault.secrets == {}
+
+
+PAYFLOW_CREDENTIALS = {"partner": "PFPartner", "vendor": "acmeuniv", "user": "acmeapi", "password": "p&ss=w0rd"}
+
+
+def test_payflow_credentials_are_set_with_the_labels_merchants_see(vault: FakeKeyVault, leak_guard: LeakGuard) -> None:
+    leak_guard.watch(*PAYFLOW_CREDENTIALS.values())
+    prompt = RecordingPrompt(PAYFLOW_CREDENTIALS)
+    assert run(vault, "set", str(ACCOUNT), "--gateway-type", "4", prompt=prompt) == 0
+
+    assert prompt.prompts == [
+        "PayPal Payflow Pro Partner (partner): ", "PayPal Payflow Pro Vendor (vendor): ",
+        "PayPal Payflow Pro User (user): ", "PayPal Payflow Pro Password (password): ",
+        "PayPal Payflow Pro Held for review (heldForReview) [optional: Enter leaves it out]: ",
+    ]
+    assert json.loads(vault.secrets[NAME][-1].value) == {"gatewayTypeId": 4, "credentials": PAYFLOW_CREDENTIALS}
+
+
+def test_payflow_credentials_are_verified_without_charging(
+    vault: FakeKeyVault, leak_guard: LeakGuard, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fakes.payflow import PayflowFake
+
+    leak_guard.watch(*PAYFLOW_CREDENTIALS.values())
+    with PayflowFake(vendors={"acmeuniv": ("PFPartner", "acmeapi", "p&ss=w0rd")}) as fake:
+        settings = Settings(gateway_url_overrides={"PAYFLOW_URL": fake.base_url})
+        verify = ["--vault-url", vault.url, "verify", str(ACCOUNT)]
+        vault.set(NAME, json.dumps({"gatewayTypeId": 4, "credentials": PAYFLOW_CREDENTIALS}))
+        assert accounts.main(verify, secrets=vault.client(), settings=settings) == 0
+        wrong = {**PAYFLOW_CREDENTIALS, "password": "revoked-password"}
+        vault.set(NAME, json.dumps({"gatewayTypeId": 4, "credentials": wrong}))
+        assert accounts.main(verify, secrets=vault.client(), settings=settings) == 1
+
+        assert [r.raw_body.split("&", 1)[0] for r in fake.requests] == ["TRXTYPE=I", "TRXTYPE=I"]
+        assert fake.transactions == {} and fake.auth_failures == 1
+    out = capsys.readouterr().out
+    assert "PayPal Payflow Pro accepted the credentials" in out and "rejected the credentials" in out
+    assert_no_secret_in(out, *PAYFLOW_CREDENTIALS.values(), "revoked-password")
