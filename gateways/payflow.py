@@ -125,7 +125,7 @@ class PayflowGateway(Gateway):
         CredentialField("vendor", "Vendor", 2),
         CredentialField("user", "User", 3),
         CredentialField("password", "Password", 4),
-        CredentialField("heldForReview", "Held for review", 5, required=False),
+        CredentialField("heldForReview", "Held For Review", 5, required=False),
     )
     currencies: ClassVar[frozenset[str]] = frozenset({"USD", "CAD", "EUR", "GBP"})
     test_url = "https://pilot-payflowpro.paypal.com"

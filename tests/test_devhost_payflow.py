@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from shared import runtime
 from shared.reconcile import Decision, reconcile_unknown
 from tests.devhost_process import devhost
 from tests.fakes.payflow import PARTNER, PASSWORD, USER, VENDOR, PayflowFake
@@ -125,9 +126,15 @@ def test_an_unknown_outcome_is_settled_by_the_reconciler(tmp_path: Path) -> None
         assert host.pay(meta).status_code == 502
         [charge] = host.fake.live_charges(VENDOR)
 
-        settings = make_settings(tmp_path, gateway_url_overrides={"PAYFLOW_URL": host.fake.base_url})
-        (outcome,) = reconcile_unknown(install_service(settings), now=time.time() + 601)
-        assert outcome.decision is Decision.VOIDED
+        # The reconciler's run, in this process, on the devhost's store and credentials; timeouts
+        # long enough for a machine busy with other suites.
+        settings = make_settings(tmp_path, gateway_url_overrides={"PAYFLOW_URL": host.fake.base_url},
+                                 gateway_timeout_seconds=10.0)
+        try:
+            (outcome,) = reconcile_unknown(install_service(settings), now=time.time() + 601)
+        finally:
+            runtime.install(None)
+        assert outcome.decision is Decision.VOIDED, outcome
         assert host.payment(charge["pnref"])["status"] == "voided" and host.fake.live_charges(VENDOR) == []
 
         told = host.pay(meta)

@@ -48,7 +48,7 @@ def test_declares_its_type_credentials_and_urls() -> None:
         ("vendor", "Vendor", 2, True),
         ("user", "User", 3, True),
         ("password", "Password", 4, True),
-        ("heldForReview", "Held for review", 5, False),
+        ("heldForReview", "Held For Review", 5, False),
     ]
     assert PayflowGateway.test_url == "https://pilot-payflowpro.paypal.com"
     assert PayflowGateway.live_url == "https://payflowpro.paypal.com"

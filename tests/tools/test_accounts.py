@@ -433,7 +433,7 @@ def test_payflow_credentials_are_set_with_the_labels_merchants_see(vault: FakeKe
     assert prompt.prompts == [
         "PayPal Payflow Pro Partner (partner): ", "PayPal Payflow Pro Vendor (vendor): ",
         "PayPal Payflow Pro User (user): ", "PayPal Payflow Pro Password (password): ",
-        "PayPal Payflow Pro Held for review (heldForReview) [optional: Enter leaves it out]: ",
+        "PayPal Payflow Pro Held For Review (heldForReview) [optional: Enter leaves it out]: ",
     ]
     assert json.loads(vault.secrets[NAME][-1].value) == {"gatewayTypeId": 4, "credentials": PAYFLOW_CREDENTIALS}
 
