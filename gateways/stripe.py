@@ -493,7 +493,8 @@ def error_from(status: int, body: Mapping[str, Any], *, names_object: bool) -> G
         )
     if code == "charge_already_refunded":
         return NotRefundable(f"Stripe: {message}", code=code, http_status=status)
-    if status == 424 or status >= 500:
+    if status == 424:
+        # A failed dependency may have acted (5xx are unknown in the HTTP layer, before this is read).
         return OutcomeUnknown(
             f"Stripe answered HTTP {status}; the request may have been carried out", code=code or str(status),
             http_status=status,
