@@ -34,6 +34,7 @@ from tests.support import (
     refund_body,
     write_credentials,
 )
+from tests.timing import CLIENT_READ_SECONDS
 
 CC_ACCOUNT, PL_ACCOUNT = 2001, 3001
 CC_MID, CC_USER, CC_PASSWORD = "496160873888", "cc-tenant-user", "cc-tenant-password-1"
@@ -63,7 +64,7 @@ def gateways(request: pytest.FixtureRequest, tmp_path: Path, leak_guard: LeakGua
     ) as pl:
         settings = make_settings(
             tmp_path, gateway_url_overrides={"CARDCONNECT_URL": cc.base_url, "PAYLOAD_API_URL": pl.base_url},
-            gateway_timeout_seconds=0.5,
+            gateway_timeout_seconds=CLIENT_READ_SECONDS,
         )
         write_credentials(
             settings.local_credentials_file,
@@ -236,7 +237,7 @@ def test_charge_answered_after_our_timeout_is_unknown_then_the_retry_finds_it(
     fake = gateways.cc if gateway == "cardconnect" else gateways.pl
     body = cc_payment() if gateway == "cardconnect" else pl_payment()
     match = "PUT /cardconnect/rest/auth" if gateway == "cardconnect" else "POST /transactions"
-    fake.set_fault(fault, seconds=1.5, match=match)
+    fake.set_fault(fault, match=match)
     meta = new_meta()
 
     first = pay(body, meta)
@@ -373,7 +374,7 @@ def test_refund_answered_after_our_timeout_is_not_refunded_twice(gateways: Gatew
     fake.settle_all()
     body = refund_body(payment_id, amount=30, gatewayTypeId=2 if gateway == "cardconnect" else 1,
                        merchantAccountId=CC_ACCOUNT if gateway == "cardconnect" else PL_ACCOUNT)
-    fake.set_fault("slow", seconds=1.5, match="PUT /cardconnect/rest/refund" if gateway == "cardconnect"
+    fake.set_fault("slow", match="PUT /cardconnect/rest/refund" if gateway == "cardconnect"
                    else "POST /transactions")
     meta = new_meta()
     assert refund(body, meta).detail["statusCode"] == "outcome_unknown"
@@ -390,7 +391,7 @@ def test_refund_answered_after_our_timeout_is_not_refunded_twice(gateways: Gatew
 def test_unknown_stays_unknown_when_the_lookup_cannot_reach_the_gateway(gateways: Gateways) -> None:
     from tests.fakes import unused_local_url
 
-    gateways.cc.set_fault("slow", seconds=1.5, match="PUT /cardconnect/rest/auth")
+    gateways.cc.set_fault("slow", match="PUT /cardconnect/rest/auth")
     meta = new_meta()
     assert pay(cc_payment(), meta).detail["statusCode"] == "outcome_unknown"
     assert len(gateways.cc.live_charges()) == 1

@@ -29,6 +29,7 @@ from tests.support import (
     refund_body,
     write_credentials,
 )
+from tests.timing import CLIENT_READ_SECONDS
 
 CC_ACCOUNT, PL_ACCOUNT, PL_CAD_ACCOUNT, SIM_ACCOUNT = 2101, 3101, 3102, 1001
 CC_MID, CC_USER, CC_PASSWORD = "496160873801", "cc-user-semantics", "cc-password-semantics"
@@ -53,7 +54,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, leak_guard: LeakGuard)
                         currencies={PL_CAD_PROCESSING: "CAD"}) as pl:
         settings = make_settings(
             tmp_path, gateway_url_overrides={"CARDCONNECT_URL": cc.base_url, "PAYLOAD_API_URL": pl.base_url},
-            gateway_timeout_seconds=0.5,
+            gateway_timeout_seconds=CLIENT_READ_SECONDS,
         )
         write_credentials(
             settings.local_credentials_file,

@@ -20,6 +20,7 @@ from shared.settings import Settings
 from tests.conftest import LeakGuard, card_numbers_in
 from tests.fakes import CardConnectFake
 from tests.support import install_service, make_settings, new_meta, pay, payment_body, refund, refund_body
+from tests.timing import CLIENT_READ_SECONDS
 
 PAN, CVV, EXPIRY = "4788250000121443", "8642", "0741"
 USER, PASSWORD, MID = "leak-user-name", "leak-password-value", "496160873888"
@@ -30,7 +31,9 @@ def cardconnect(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[CardConnectFa
     leak_guard.watch(CVV, EXPIRY, USER, PASSWORD)
     with CardConnectFake(merchants={MID: (USER, PASSWORD)}) as fake:
         settings = make_settings(
-            tmp_path, gateway_url_overrides={"CARDCONNECT_URL": fake.base_url}, gateway_timeout_seconds=0.5
+            tmp_path,
+            gateway_url_overrides={"CARDCONNECT_URL": fake.base_url},
+            gateway_timeout_seconds=CLIENT_READ_SECONDS,
         )
         settings.local_credentials_file.write_text(json.dumps({
             "2001": {"gatewayTypeId": 2, "credentials": {"username": USER, "password": PASSWORD, "merchantId": MID}},
@@ -68,7 +71,7 @@ def test_no_outcome_leaks_card_data_or_credentials(
         pay(body(credentials={"username": USER, "password": PASSWORD})),  # credentials in the body
         pay(json.dumps(body()).encode()[:-5]),  # truncated JSON holding the card
     ]
-    cardconnect.set_fault("slow", seconds=1.5, match="PUT /cardconnect/rest/auth")
+    cardconnect.set_fault("slow", match="PUT /cardconnect/rest/auth")
     answers.append(pay(body(), new_meta()))  # outcome unknown
     payment_id = answers[0].detail["paymentTransactionId"]
     answers.append(refund(refund_body(payment_id, gatewayTypeId=2, merchantAccountId=2001,

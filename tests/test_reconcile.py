@@ -457,7 +457,7 @@ def test_unknown_refund_found_by_its_order_id_is_completed(
 ) -> None:
     s = side(gateways, gateway)
     body = refund_request(s, settled_payment(s), amount=25)
-    s.fake.set_fault("slow", seconds=1.5, match=refund_match(s))
+    s.fake.set_fault("slow", match=refund_match(s))
     meta = new_meta()
     assert refund(body, meta).detail["statusCode"] == "outcome_unknown"
     (made,) = s.refunds()

@@ -21,6 +21,7 @@ from tests.conftest import LeakGuard
 from tests.devhost_process import devhost
 from tests.fakes import CardConnectFake
 from tests.support import new_meta, payment_body
+from tests.timing import CLIENT_READ_SECONDS
 
 MID_A, USER_A, PASSWORD_A = "496160873888", "tenant-a-user", "tenant-a-password"
 MID_B, USER_B, PASSWORD_B = "496160873999", "tenant-b-user", "tenant-b-password"
@@ -58,7 +59,7 @@ def host(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[Host]:
             "ENABLE_SIMULATOR": "true",
             "ALLOW_REQUEST_CREDENTIALS": "true",
             "CARDCONNECT_URL": fake.base_url,
-            "GATEWAY_TIMEOUT_SECONDS": "1",
+            "GATEWAY_TIMEOUT_SECONDS": str(CLIENT_READ_SECONDS),
             "IDEMPOTENCY_STORE": "sqlite",
             "IDEMPOTENCY_SQLITE_PATH": str(tmp_path / "idempotency.sqlite"),
             "DEVHOST_LOG": str(tmp_path / "devhost.log"),

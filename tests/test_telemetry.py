@@ -53,6 +53,7 @@ from tests.test_flow_gateways import (
     order_id,
     pl_payment,
 )
+from tests.timing import CLIENT_READ_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 CC_SALE = "PUT /cardconnect/rest/auth"
@@ -113,7 +114,7 @@ def world(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[World]:
     ) as pl:
         settings = make_settings(
             tmp_path, gateway_url_overrides={"CARDCONNECT_URL": cc.base_url, "PAYLOAD_API_URL": pl.base_url},
-            gateway_timeout_seconds=0.5,
+            gateway_timeout_seconds=CLIENT_READ_SECONDS,
         )
         write_credentials(
             settings.local_credentials_file,

@@ -39,6 +39,7 @@ from tests.conftest import LeakGuard
 from tests.fakes import kit
 from tests.fakes.kit import KitFake, Profile, TestCard, Txn
 from tests.support import Called, install_service, new_meta, pay, payment_body, refund, refund_body, write_credentials
+from tests.timing import CLIENT_READ_SECONDS
 
 ACCOUNT, REFUSED_ACCOUNT = 7001, 7002
 """The merchant account on the fake, and the same merchant with credentials the gateway refuses."""
@@ -155,7 +156,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, leak_guard: LeakGuard)
             "LOCAL_CREDENTIALS_FILE": str(tmp_path / "credentials.json"),
             "IDEMPOTENCY_SQLITE_PATH": str(tmp_path / "idempotency.sqlite"),
             "GATEWAY_CONNECT_TIMEOUT_SECONDS": "1",
-            "GATEWAY_TIMEOUT_SECONDS": "0.5",
+            "GATEWAY_TIMEOUT_SECONDS": str(CLIENT_READ_SECONDS),
         }
         settings = Settings.from_env(env)
         write_credentials(settings.local_credentials_file, {

@@ -9,8 +9,10 @@ import contextlib
 import itertools
 import json
 import re
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -184,7 +186,7 @@ class FakeServer:
         self,
         mode: str,
         *,
-        seconds: float = 2.0,
+        seconds: float = 30.0,
         count: int | None = 1,
         match: str | None = None,
         carry_out: bool | None = None,
@@ -192,7 +194,8 @@ class FakeServer:
         """Apply fault `mode` to the next `count` requests (None: every request until cleared)
         whose `request_line` ("METHOD /path") matches the regex `match`. `carry_out` says whether the
         request is carried out before the fault (default: yes for slow, drop and the malformed
-        answers, no for the others)."""
+        answers, no for the others). A slow answer comes after `seconds` or once the client gives up,
+        whichever is first: by default it outlasts any client timeout the tests set."""
         if mode not in self.fault_modes:
             raise ValueError(f"unknown fault mode {mode!r}; known: {sorted(self.fault_modes)}")
         if carry_out is None:
@@ -222,8 +225,9 @@ class FakeServer:
                 return fault
         return None
 
-    def _serve(self, request: RecordedRequest) -> Reply | None:
-        """The answer to send, or None to drop the connection without one."""
+    def _serve(self, request: RecordedRequest, client_gone: Callable[[], bool] = lambda: False) -> Reply | None:
+        """The answer to send, or None to drop the connection without one. `client_gone` says whether
+        the client has closed its end (a slow answer waits for that, up to the fault's seconds)."""
         with self.lock:
             self._requests.append(request)
         fault = self._take_fault(request)
@@ -246,7 +250,12 @@ class FakeServer:
             return self.server_error()
         if fault.mode == "drop":
             return None
-        self._stopping.wait(fault.seconds)  # slow: answer only after the client has given up
+        # slow: answer after `seconds`, or as soon as the client has given up (its timeout fired), so
+        # a test's client timeout, not a race between two clocks, decides what the client saw.
+        deadline = time.monotonic() + fault.seconds
+        while not client_gone() and not self._stopping.wait(min(0.02, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                break
         return reply if reply is not None else self.server_error()
 
 
@@ -271,6 +280,15 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        def _client_gone(self) -> bool:
+            """The client closed its end: the request is read whole, so the socket turning readable
+            can only mean end-of-file (or a reset)."""
+            try:
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                return True
+
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode("utf-8", "replace") if length else ""
@@ -289,7 +307,7 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 bearer=bearer,
                 target=self.path,
             )
-            reply = fake._serve(request)
+            reply = fake._serve(request, self._client_gone)
             if reply is None:
                 self.close_connection = True
                 with contextlib.suppress(OSError):

@@ -9,7 +9,7 @@
         fake.live_charges()      # approved sales neither voided nor declined, per merchid if given
         fake.auth_failures       # requests answered 401
         fake.settle_all(); fake.settle(retref)     # Queued for Capture -> Accepted (settled)
-        fake.set_fault("slow", seconds=2, count=1, match="auth")   # see FakeServer.set_fault
+        fake.set_fault("slow", count=1, match="auth")   # see FakeServer.set_fault
 
 Constructor: `merchants` {merchid: (username, password)}; `currency` (default USD); `shuffle`
 (default True: answer keys in random order with a dummy key, like the UAT emulator);
@@ -46,11 +46,11 @@ Field limits (OpenAPI `authRequest`): name, address, city 30; region 20; country
 for a US address (country US or absent) 5 or 9 digits. An auth breaking one is refused HTTP 400
 {"message": ..., "errorcode": ...} and nothing is recorded.
 
-Faults: "slow" (carry out, answer after `seconds`), "drop" (carry out, close without answering),
-"missing_id", "nan_amount", "listing" (carry out, then answer without `retref`, with amount "NaN", or
-as a JSON array), "echo" (not carried out: C with every value the request sent in `resptext` and the
-CVV as `respcode`),
-"http500", "http429" (not carried out unless carry_out=True), "respstat_b" (HTTP 200 B/62 "Timed out"; with
+Faults: "slow" (carry out, answer after `seconds` or once the client gave up), "drop" (carry out,
+close without answering), "missing_id", "nan_amount", "listing" (carry out, then answer without
+`retref`, with amount "NaN", or as a JSON array), "echo" (not carried out: C with every value the
+request sent in `resptext` and the CVV as `respcode`), "http500", "http429" (not carried out unless
+carry_out=True), "respstat_b" (HTTP 200 B/62 "Timed out"; with
 carry_out=True the transaction is carried out and approved, only the answer says B).
 """
 

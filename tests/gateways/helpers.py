@@ -12,6 +12,7 @@ from gateways.cardconnect import CardConnectGateway
 from gateways.http import HttpPool, Timeouts
 from gateways.payload import PayloadGateway
 from tests.fakes import CardConnectFake, PayloadFake
+from tests.timing import CLIENT_CONNECT_SECONDS, CLIENT_READ_SECONDS
 
 CC_MERCHANTS = {f"80000000000{n}": (f"cc-user-{n}", f"cc-secret-{n}") for n in range(1, 5)}
 PL_ACCOUNTS = {f"test_secret_key_tenant{n}": f"acct_tenant{n}" for n in range(1, 5)}
@@ -19,7 +20,7 @@ CC_MID = "800000000001"
 PL_KEY = "test_secret_key_tenant1"
 APPROVE_CC = "4788250000121443"
 APPROVE_PL = "4242424242424242"
-TIMEOUTS = Timeouts(connect=1.0, read=0.5)
+TIMEOUTS = Timeouts(connect=CLIENT_CONNECT_SECONDS, read=CLIENT_READ_SECONDS)
 
 
 def basic(user: str, password: str) -> str:

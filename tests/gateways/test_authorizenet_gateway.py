@@ -22,6 +22,7 @@ from gateways.errors import (
 )
 from gateways.http import HttpPool, Timeouts
 from tests.fakes.authorizenet import DECLINE_ZIP, AuthorizeNetFake
+from tests.timing import CLIENT_CONNECT_SECONDS, CLIENT_READ_SECONDS
 
 LOGINS = {"login-one": "KeyOne0000000001", "login-two": "KeyTwo0000000002"}
 APPROVE, DECLINE = "4111111111111111", "4000300011112220"
@@ -52,7 +53,7 @@ def fake(clock: Clock) -> Iterator[AuthorizeNetFake]:
 
 @pytest.fixture
 def pool() -> Iterator[HttpPool]:
-    shared = HttpPool(Timeouts(connect=1.0, read=0.5))
+    shared = HttpPool(Timeouts(connect=CLIENT_CONNECT_SECONDS, read=CLIENT_READ_SECONDS))
     yield shared
     shared.close()
 

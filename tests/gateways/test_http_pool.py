@@ -4,6 +4,7 @@ the request can have reached the gateway."""
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 
@@ -29,6 +30,7 @@ from gateways.http import (
     HttpReply,
     InsecureUrlError,
     StatusError,
+    Timeouts,
     _classify,
     base_url_key,
     gateway_url,
@@ -130,10 +132,26 @@ def test_failures_are_classified_by_whether_the_request_can_have_left(
 
 @pytest.mark.parametrize("mode", ["slow", "drop", "http500"])
 def test_failures_after_sending_are_unknown_outcomes(cc_fake: CardConnectFake, mode: str) -> None:
-    cc_fake.set_fault(mode, seconds=1.0)
+    cc_fake.set_fault(mode)
     with pytest.raises(OutcomeUnknown):
         HttpPool(TIMEOUTS).send("GET", f"{cc_fake.base_url}/inquireMerchant/{CC_MID}", auth=CC_MERCHANTS[CC_MID])
     assert len(cc_fake.requests) == 1, "never retried"
+
+
+def test_a_slow_fault_outlasts_the_client_timeout_then_lets_go(cc_fake: CardConnectFake) -> None:
+    """The fakes' `slow` holds its answer until the client gives up, however long the client waits,
+    and then stops holding it: a test's client timeout alone decides that the answer was lost."""
+    cc_fake.set_fault("slow")
+    started = time.monotonic()
+    with pytest.raises(OutcomeUnknown):
+        HttpPool(Timeouts(connect=1.0, read=0.3)).send(
+            "GET", f"{cc_fake.base_url}/inquireMerchant/{CC_MID}", auth=CC_MERCHANTS[CC_MID]
+        )
+    (held,) = cc_fake.requests
+    while held.status is None and time.monotonic() - started < 10:
+        time.sleep(0.02)
+    assert held.status == 200, "the fake kept holding an answer nobody waits for"
+    assert time.monotonic() - started < 10, "its 30 s cap, not the client leaving, released it"
 
 
 def test_transcript_hook_sees_the_real_exchange(cc_fake: CardConnectFake) -> None:

@@ -24,6 +24,7 @@ from gateways.http import HttpPool, Timeouts
 from gateways.stripe import StripeGateway
 from tests.conftest import LeakGuard
 from tests.fakes.stripe import StripeFake
+from tests.timing import CLIENT_CONNECT_SECONDS, CLIENT_READ_SECONDS
 
 KEY_A, KEY_B = "sk_test_51TenantAaaaaaaaaaaaaa", "sk_test_51TenantBbbbbbbbbbbbbb"
 RESTRICTED = "rk_test_51OnlyPaymentIntentsccc"
@@ -40,7 +41,7 @@ def fake(leak_guard: LeakGuard) -> Iterator[StripeFake]:
 
 @pytest.fixture
 def pool() -> Iterator[HttpPool]:
-    shared = HttpPool(Timeouts(connect=1.0, read=0.5))
+    shared = HttpPool(Timeouts(connect=CLIENT_CONNECT_SECONDS, read=CLIENT_READ_SECONDS))
     yield shared
     shared.close()
 
@@ -113,7 +114,7 @@ def test_3ds_is_declined_because_we_ask_stripe_to_fail_it(fake: StripeFake, pool
 def test_a_lost_answer_is_unknown_and_the_retry_replays_it_without_charging_again(
     fake: StripeFake, pool: HttpPool, mode: str
 ) -> None:
-    fake.set_fault(mode, seconds=1.0, match="POST /v1/payment_intents$")
+    fake.set_fault(mode, match="POST /v1/payment_intents$")
     gateway = stripe(fake, pool)
 
     with pytest.raises(OutcomeUnknown):
