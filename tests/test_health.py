@@ -183,7 +183,7 @@ def test_a_hung_check_answers_timed_out_within_the_budget_and_runs_once() -> Non
         started = time.monotonic()
         assert check.status(0.2) is health.Status.TIMED_OUT
         assert check.status(0.2) is health.Status.TIMED_OUT
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0, "a probe waited for the hung check, not its own 0.2 s"
         assert len(runs) == 1, "the second probe waited on the run in flight instead of starting another"
     finally:
         release.set()
@@ -231,7 +231,7 @@ def test_two_hung_stores_cost_one_budget_not_two(
         return original_get(merchant_account_id)
 
     monkeypatch.setattr(service.factory.credentials, "get", hanging_get)
-    monkeypatch.setattr(health, "CHECK_TIMEOUT_SECONDS", 0.4)
+    monkeypatch.setattr(health, "CHECK_TIMEOUT_SECONDS", 1.0)
     runtime.install(service)
     try:
         started = time.monotonic()
@@ -241,7 +241,8 @@ def test_two_hung_stores_cost_one_budget_not_two(
         release.set()
     assert status == 503
     assert body["checks"] == {"configuration": "ok", "idempotencyStore": "timed_out", "credentialStore": "timed_out"}
-    assert 0.35 < elapsed < 0.7, elapsed
+    # One budget is 1 s, two would be 2 s: the margin either side absorbs a loaded runner's stalls.
+    assert 0.95 < elapsed < 1.9, elapsed
 
 
 def _table_service(tmp_path: Path, connection_string: str) -> PaymentService:

@@ -268,7 +268,7 @@ def test_a_gateway_call_is_cut_to_the_time_left(leak_guard: LeakGuard) -> None:
         assert bounded.send("GET", url, auth=(CC_USER, CC_PASSWORD)).status == 200
         with pytest.raises(OutcomeUnknown):  # 1.3 s left: the read is cut to it
             bounded.send("GET", url, auth=(CC_USER, CC_PASSWORD))
-        assert 2.6 < time.monotonic() - started < 3.3
+        assert 2.6 < time.monotonic() - started < 4.0  # uncut, the read would have had its answer at 3.0 s
         with pytest.raises(GatewayUnreachable):  # nothing left: nothing sent
             bounded.send("GET", url, auth=(CC_USER, CC_PASSWORD))
         assert len(cc.requests) == 2
