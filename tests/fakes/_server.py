@@ -253,9 +253,8 @@ class FakeServer:
         # slow: answer after `seconds`, or as soon as the client has given up (its timeout fired), so
         # a test's client timeout, not a race between two clocks, decides what the client saw.
         deadline = time.monotonic() + fault.seconds
-        while not client_gone() and not self._stopping.wait(min(0.02, max(0.0, deadline - time.monotonic()))):
-            if time.monotonic() >= deadline:
-                break
+        while not client_gone() and time.monotonic() < deadline and not self._stopping.wait(0.02):
+            pass
         return reply if reply is not None else self.server_error()
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateways.http import HttpPool, Timeouts
+from gateways.http import HttpPool
 from tests.gateways.test_canned_authorizenet import (
     Canned,
     details_response,
@@ -84,12 +84,6 @@ def canned() -> Iterator[Canned]:
     with Canned() as server:
         yield server
 
-
-@pytest.fixture
-def pool() -> Iterator[HttpPool]:
-    shared = HttpPool(Timeouts(connect=1.0, read=2.0))
-    yield shared
-    shared.close()
 
 
 def test_our_sale_carries_what_activemerchant_sends(canned: Canned, pool: HttpPool) -> None:

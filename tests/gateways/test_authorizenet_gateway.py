@@ -20,9 +20,8 @@ from gateways.errors import (
     OutcomeUnknown,
     RequestRejected,
 )
-from gateways.http import HttpPool, Timeouts
+from gateways.http import HttpPool
 from tests.fakes.authorizenet import DECLINE_ZIP, AuthorizeNetFake
-from tests.timing import CLIENT_CONNECT_SECONDS, CLIENT_READ_SECONDS
 
 LOGINS = {"login-one": "KeyOne0000000001", "login-two": "KeyTwo0000000002"}
 APPROVE, DECLINE = "4111111111111111", "4000300011112220"
@@ -50,12 +49,6 @@ def fake(clock: Clock) -> Iterator[AuthorizeNetFake]:
     with AuthorizeNetFake(merchants=LOGINS, clock=clock) as server:
         yield server
 
-
-@pytest.fixture
-def pool() -> Iterator[HttpPool]:
-    shared = HttpPool(Timeouts(connect=CLIENT_CONNECT_SECONDS, read=CLIENT_READ_SECONDS))
-    yield shared
-    shared.close()
 
 
 def gateway(fake: AuthorizeNetFake, pool: HttpPool, login: str = "login-one", **options: str) -> AuthorizeNetGateway:

@@ -31,8 +31,9 @@ from gateways.errors import (
     StandardError,
     TransactionNotFound,
 )
-from gateways.http import HttpPool, Timeouts
+from gateways.http import HttpPool
 from tests.fakes._server import FakeServer, RecordedRequest, Reply
+from tests.gateways.helpers import TIMEOUTS
 
 LOGIN, KEY = "5KP3u95bQpv", "346HZ32z3fP4hTG2"
 MERCHANT = 4711
@@ -187,12 +188,6 @@ def canned() -> Iterator[Canned]:
     with Canned() as server:
         yield server
 
-
-@pytest.fixture
-def pool() -> Iterator[HttpPool]:
-    shared = HttpPool(Timeouts(connect=1.0, read=2.0))
-    yield shared
-    shared.close()
 
 
 def gateway(canned: Canned, pool: HttpPool, **options: str) -> AuthorizeNetGateway:
@@ -652,7 +647,7 @@ def test_a_refused_nonce_with_nothing_found_is_a_clear_refusal(canned: Canned, p
 
 def test_scrub_removes_the_nonce(canned: Canned) -> None:
     transcript: list[str] = []
-    recording = HttpPool(Timeouts(connect=1.0, read=2.0), transcript=transcript.append)
+    recording = HttpPool(TIMEOUTS, transcript=transcript.append)
     try:
         answer(canned, successful_purchase_response)
         gateway(canned, recording).charge(token_sale())
@@ -668,7 +663,7 @@ def test_scrub_removes_the_nonce(canned: Canned) -> None:
 
 def test_scrub_removes_credentials_and_card_data(canned: Canned) -> None:
     transcript: list[str] = []
-    recording = HttpPool(Timeouts(connect=1.0, read=2.0), transcript=transcript.append)
+    recording = HttpPool(TIMEOUTS, transcript=transcript.append)
     try:
         answer(canned, successful_purchase_response)
         gateway(canned, recording).charge(sale())

@@ -24,10 +24,11 @@ from gateways.errors import (
     StandardError,
     TransactionNotFound,
 )
-from gateways.http import HttpPool, Timeouts
+from gateways.http import HttpPool
 from gateways.stripe import StripeGateway
 from tests.conftest import LeakGuard
 from tests.fakes._server import FakeServer, RecordedRequest, Reply
+from tests.gateways.helpers import TIMEOUTS
 
 SECRET_KEY = "sk_test_51CannedKeyAbcdefGhijkl"
 PM = "pm_1PgCannedVisa4242xyz"
@@ -64,7 +65,7 @@ def canned() -> Iterator[Canned]:
 @pytest.fixture
 def gateway(canned: Canned, leak_guard: LeakGuard) -> Iterator[StripeGateway]:
     leak_guard.watch(SECRET_KEY, PM, CLIENT_SECRET)
-    pool = HttpPool(Timeouts(connect=1.0, read=2.0))
+    pool = HttpPool(TIMEOUTS)
     yield StripeGateway({"secretKey": SECRET_KEY}, GatewayContext(1005, canned.base_url, pool))
     pool.close()
 

@@ -20,11 +20,10 @@ from gateways.errors import (
     StandardError,
     TransactionNotFound,
 )
-from gateways.http import HttpPool, Timeouts
+from gateways.http import HttpPool
 from gateways.stripe import StripeGateway
 from tests.conftest import LeakGuard
 from tests.fakes.stripe import StripeFake
-from tests.timing import CLIENT_CONNECT_SECONDS, CLIENT_READ_SECONDS
 
 KEY_A, KEY_B = "sk_test_51TenantAaaaaaaaaaaaaa", "sk_test_51TenantBbbbbbbbbbbbbb"
 RESTRICTED = "rk_test_51OnlyPaymentIntentsccc"
@@ -38,12 +37,6 @@ def fake(leak_guard: LeakGuard) -> Iterator[StripeFake]:
     with StripeFake(keys, restricted={RESTRICTED: frozenset({"payment_intents"})}) as server:
         yield server
 
-
-@pytest.fixture
-def pool() -> Iterator[HttpPool]:
-    shared = HttpPool(Timeouts(connect=CLIENT_CONNECT_SECONDS, read=CLIENT_READ_SECONDS))
-    yield shared
-    shared.close()
 
 
 def stripe(fake: StripeFake, pool: HttpPool, key: str = KEY_A) -> StripeGateway:
